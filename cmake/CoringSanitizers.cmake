@@ -1,0 +1,9 @@
+# Applies CORING_SANITIZE to every target in the build.
+if(CORING_SANITIZE)
+  string(REPLACE "," ";" _san_list "${CORING_SANITIZE}")
+  add_compile_options(-fsanitize=${CORING_SANITIZE} -fno-omit-frame-pointer -g)
+  add_link_options(-fsanitize=${CORING_SANITIZE})
+  if("undefined" IN_LIST _san_list)
+    add_compile_options(-fno-sanitize-recover=undefined)
+  endif()
+endif()

@@ -1,0 +1,4 @@
+// The umbrella header: everything coring offers.
+#pragma once
+
+#include "coring/runtime/runtime.hpp"

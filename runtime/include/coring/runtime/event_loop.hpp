@@ -1,0 +1,136 @@
+// EventLoop: one thread's scheduler, io_uring ring, timers and wake-up eventfd.
+//
+// One turn of the loop:
+//   1. resume up to `run_budget` ready coroutines;
+//   2. fire due timers and run functions posted from other threads;
+//   3. submit every queued SQE and reap completions in one io_uring_enter,
+//      waiting only when nothing is ready, with the nearest timer deadline as
+//      the wait's timeout.
+// Completions and timers never resume coroutines inline: they schedule them, so
+// the next turn resumes them in FIFO order.
+//
+// Threading: everything but post() and stop() must be called on the loop's
+// thread. post() is thread-safe; a burst of posts costs one eventfd write.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "coring/runtime/backend.hpp"
+#include "coring/runtime/clock.hpp"
+#include "coring/runtime/scheduler.hpp"
+#include "coring/runtime/timer_queue.hpp"
+
+namespace coring {
+
+struct LoopStats {
+  std::uint64_t turns = 0;
+  std::uint64_t posted = 0;         // functions posted (from any thread)
+  std::uint64_t wakeups_sent = 0;   // eventfd writes done by post()/stop()
+  std::uint64_t post_drains = 0;    // times the loop took the posted functions
+};
+
+class EventLoop {
+ public:
+  explicit EventLoop(LoopOptions options = {});
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // The loop running on this thread, or nullptr / an exception.
+  static EventLoop* current() noexcept;
+  static EventLoop& current_or_throw();
+
+  // Spawns `task`, runs the loop until it finishes, and returns its value (or
+  // rethrows its exception). Other tasks keep their state for the next run.
+  template <class T>
+  T run(Task<T> task);
+  // Runs until stop() is called.
+  void run();
+  // Thread-safe: makes run() return after the current turn.
+  void stop();
+  // One turn; waits for I/O or a timer only if `may_block` and nothing is ready.
+  void run_once(bool may_block = true);
+
+  // Thread-safe: runs `fn` on the loop's thread during a coming turn.
+  void post(std::function<void()> fn);
+
+  [[nodiscard]] TaskScheduler& scheduler() noexcept { return scheduler_; }
+  [[nodiscard]] Backend& backend() noexcept { return *backend_; }
+  [[nodiscard]] TimerQueue& timers() noexcept { return timers_; }
+  [[nodiscard]] std::string describe() const;
+  [[nodiscard]] LoopStats stats() const noexcept;
+  [[nodiscard]] const LoopOptions& options() const noexcept { return options_; }
+
+ private:
+  class RunGuard;
+  void enter();
+  void arm_wakeup();
+  void drain_posted();
+  static void on_wakeup(Completion* c, int res, std::uint32_t flags) noexcept;
+
+  LoopOptions options_;
+  std::unique_ptr<Backend> backend_;
+  TimerQueue timers_;
+  TaskScheduler scheduler_;
+
+  // Cross-thread wake-ups.
+  int event_fd_ = -1;
+  struct WakeupOp : Completion {
+    EventLoop* loop = nullptr;
+    std::uint64_t value = 0;
+    bool armed = false;
+  } wakeup_op_;
+  std::mutex post_mutex_;
+  std::vector<std::function<void()>> posted_;      // guarded by post_mutex_
+  std::vector<std::function<void()>> running_posts_;
+  std::atomic<bool> wake_pending_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<std::uint64_t> posted_count_{0};
+  std::atomic<std::uint64_t> wakeups_sent_{0};
+  std::uint64_t post_drains_ = 0;
+  std::uint64_t turns_ = 0;
+  const detail::JoinHandleBase* run_target_ = nullptr;  // run(task): never block once it is done
+  bool entered_ = false;
+  bool closed_ = false;  // guarded by post_mutex_
+};
+
+class EventLoop::RunGuard {
+ public:
+  explicit RunGuard(EventLoop& loop);
+  ~RunGuard();
+  RunGuard(const RunGuard&) = delete;
+  RunGuard& operator=(const RunGuard&) = delete;
+
+ private:
+  EventLoop* prev_loop_;
+  TaskScheduler::CurrentGuard sched_guard_;
+};
+
+template <class T>
+T EventLoop::run(Task<T> task) {
+  RunGuard guard(*this);
+  JoinHandle<T> handle = scheduler_.spawn(std::move(task), "main");
+  const detail::JoinHandleBase* outer = std::exchange(run_target_, &handle);
+  try {
+    while (!handle.done()) run_once(true);
+  } catch (...) {
+    run_target_ = outer;
+    throw;
+  }
+  run_target_ = outer;
+  return handle.result();
+}
+
+// Runs `task` to completion on a new EventLoop and returns its value.
+template <class T>
+T run(Task<T> task, LoopOptions options = {}) {
+  EventLoop loop(std::move(options));
+  return loop.run(std::move(task));
+}
+
+}  // namespace coring

@@ -1,0 +1,143 @@
+// TaskScheduler: the round-robin ready queue, and yield_now().
+//
+// The seed's generator TaskScheduler, with coroutines instead of generators:
+// `schedule(h)` puts a coroutine at the back of the line, `run()` resumes from
+// the front until the line is empty. The line is a power-of-two ring of
+// coroutine handles that only grows, so a switch allocates nothing.
+//
+// It runs standalone (no io_uring needed) or inside an EventLoop, which owns one.
+// A scheduler, and every task on it, belongs to one thread.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <memory>
+#include <string_view>
+
+#include "coring/runtime/task.hpp"
+
+namespace coring {
+
+template <class T>
+class JoinHandle;
+
+namespace detail {
+
+// FIFO ring of coroutine handles; grows by doubling, never shrinks.
+class ReadyQueue {
+ public:
+  ReadyQueue() : buf_(new void*[kInitial]), mask_(kInitial - 1) {}
+  [[nodiscard]] bool empty() const noexcept { return head_ == tail_; }
+  [[nodiscard]] std::size_t size() const noexcept { return tail_ - head_; }
+  void push(std::coroutine_handle<> h) {
+    if (tail_ - head_ > mask_) grow();
+    buf_[tail_++ & mask_] = h.address();
+  }
+  std::coroutine_handle<> pop() noexcept {
+    return std::coroutine_handle<>::from_address(buf_[head_++ & mask_]);
+  }
+  void clear() noexcept { head_ = tail_ = 0; }
+
+ private:
+  static constexpr std::size_t kInitial = 256;
+  void grow();
+  std::unique_ptr<void*[]> buf_;
+  std::size_t mask_;
+  std::size_t head_ = 0;
+  std::size_t tail_ = 0;
+};
+
+}  // namespace detail
+
+class TaskScheduler {
+ public:
+  TaskScheduler() = default;
+  TaskScheduler(const TaskScheduler&) = delete;
+  TaskScheduler& operator=(const TaskScheduler&) = delete;
+  // Cancels every task still alive, lets them unwind, and frees them (see shutdown()).
+  ~TaskScheduler();
+
+  // Puts `h` at the back of the ready line. Never resumes it inline.
+  void schedule(std::coroutine_handle<> h) { ready_.push(h); }
+
+  // Starts `task` as a root task of this scheduler: it is queued to run, and
+  // the returned handle joins, cancels or detaches it. `name` appears in reports.
+  template <class T>
+  JoinHandle<T> spawn(Task<T> task, std::string_view name = {});
+
+  // Runs until the ready line is empty (standalone mode, like the seed's run()).
+  void run();
+  // Resumes at most `budget` queued coroutines; returns how many it resumed.
+  std::size_t run_ready(std::size_t budget);
+
+  [[nodiscard]] bool has_ready() const noexcept { return !ready_.empty(); }
+  [[nodiscard]] std::size_t ready_count() const noexcept { return ready_.size(); }
+  // Root tasks spawned here that have not finished.
+  [[nodiscard]] std::size_t live_tasks() const noexcept { return live_; }
+
+  // Cancels every live root task and runs the ready line so they can unwind.
+  // Returns the number of tasks still alive afterwards (suspended on something
+  // that could not be interrupted, or ignoring cancellation).
+  std::size_t cancel_all(std::size_t max_resumes = 1'000'000);
+  // cancel_all(), then frees the frames of tasks that are still alive; a
+  // JoinHandle attached to one of them reports it as cancelled.
+  void shutdown();
+
+  // The scheduler running on this thread (inside run(), run_ready() or an
+  // EventLoop), or nullptr.
+  static TaskScheduler* current() noexcept;
+
+  // Makes `s` the current scheduler of this thread for the guard's lifetime.
+  class CurrentGuard {
+   public:
+    explicit CurrentGuard(TaskScheduler* s) noexcept;
+    ~CurrentGuard();
+    CurrentGuard(const CurrentGuard&) = delete;
+    CurrentGuard& operator=(const CurrentGuard&) = delete;
+
+   private:
+    TaskScheduler* prev_;
+  };
+
+ private:
+  friend class detail::PromiseBase;
+  void adopt(detail::PromiseBase& p, void* frame, std::string_view name);
+  void forget(detail::PromiseBase& p) noexcept;
+
+  detail::ReadyQueue ready_;
+  detail::PromiseBase* roots_ = nullptr;  // intrusive list of live root tasks
+  std::size_t live_ = 0;
+};
+
+// The current thread's scheduler; throws std::logic_error outside one.
+TaskScheduler& current_scheduler();
+
+// Spawns on the current thread's scheduler.
+template <class T>
+JoinHandle<T> spawn(Task<T> task, std::string_view name = {});
+
+// `co_await yield_now()`: go to the back of the ready line and let the others run.
+// A cancelled task throws Cancelled here.
+class [[nodiscard]] YieldAwaiter {
+ public:
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    ctx_ = context_of(h);
+    if (ctx_ != nullptr && ctx_->cancel_requested()) return false;
+    current_scheduler().schedule(h);
+    return true;
+  }
+  void await_resume() const {
+    if (ctx_ != nullptr && ctx_->cancel_requested()) throw Cancelled{};
+  }
+
+ private:
+  TaskContext* ctx_ = nullptr;
+};
+
+inline YieldAwaiter yield_now() noexcept { return {}; }
+
+}  // namespace coring
+
+#include "coring/runtime/join_handle.hpp"

@@ -1,0 +1,225 @@
+// Task<T>: a lazy, move-only coroutine that produces a T (or throws).
+//
+// Contract:
+// - Calling a Task-returning coroutine allocates its frame (from FrameAllocator)
+//   and runs nothing.
+// - `co_await task` starts it by symmetric transfer; when it finishes it transfers
+//   straight back to the awaiter. Neither step goes through the scheduler, and an
+//   await chain of any depth runs in constant stack.
+// - The value, or the exception the body let escape, is delivered by the
+//   `co_await` expression.
+// - Destroying a Task that never started (or that finished) frees its frame.
+// - A Task that is awaited runs in its awaiter's TaskContext, so cancelling the
+//   spawned task that owns the chain reaches whichever leaf is suspended.
+//
+// The promise also carries the state of a *root* task (one handed to spawn()):
+// its own TaskContext, its place in the scheduler's list of live tasks, and the
+// JoinHandle attached to it. That costs a few words per frame and saves a
+// separate allocation per spawn.
+#pragma once
+
+#include <cassert>
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "coring/runtime/cancel.hpp"
+#include "coring/runtime/frame_allocator.hpp"
+#include "coring/runtime/transfer.hpp"
+
+namespace coring {
+
+template <class T = void>
+class Task;
+class TaskScheduler;
+
+namespace detail {
+
+class JoinHandleBase;
+
+class PromiseBase {
+ public:
+  static void* operator new(std::size_t n) { return FrameAllocator::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameAllocator::deallocate(p, n); }
+
+  PromiseBase() noexcept = default;
+  PromiseBase(const PromiseBase&) = delete;
+  PromiseBase& operator=(const PromiseBase&) = delete;
+  ~PromiseBase() { delete name_; }
+
+  [[nodiscard]] TaskContext* context() const noexcept { return ctx_; }
+
+  // The initial suspension doubles as a cancellation point: a task whose context
+  // was cancelled before it started ends at once with Cancelled, running nothing.
+  struct InitialAwaiter {
+    PromiseBase* promise;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    void await_resume() const {
+      if (promise->ctx_ != nullptr && promise->ctx_->cancel_requested()) throw Cancelled{};
+    }
+  };
+  InitialAwaiter initial_suspend() noexcept { return {this}; }
+
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) const noexcept {
+      std::coroutine_handle<> next = h.promise().on_final(h);
+      return next ? transfer_to(next) : std::noop_coroutine();
+    }
+    void await_resume() const noexcept {}
+  };
+  FinalAwaiter final_suspend() noexcept { return {}; }
+
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+  // Wiring used by Task's awaiter: run in the awaiter's context, return to it.
+  void attach_parent(std::coroutine_handle<> parent, TaskContext* ctx) noexcept {
+    continuation_ = parent;
+    ctx_ = ctx;
+  }
+
+  [[nodiscard]] bool failed() const noexcept { return exception_ != nullptr; }
+  [[nodiscard]] const std::exception_ptr& exception() const noexcept { return exception_; }
+  [[nodiscard]] bool has_exception_of_cancel() const noexcept;
+
+  // ---- root-task state (only meaningful after TaskScheduler::adopt) ----
+  [[nodiscard]] bool is_root() const noexcept { return scheduler_ != nullptr; }
+  [[nodiscard]] bool done() const noexcept { return done_; }
+  [[nodiscard]] TaskContext& root_context() noexcept { return root_ctx_; }
+  [[nodiscard]] std::string_view name() const noexcept {
+    return name_ != nullptr ? std::string_view(*name_) : std::string_view();
+  }
+
+  std::coroutine_handle<> on_final(std::coroutine_handle<> self) noexcept;
+
+ private:
+  friend class coring::TaskScheduler;
+  friend class JoinHandleBase;
+
+  std::coroutine_handle<> continuation_;  // awaiter (child) or joiner (root); may be null
+  TaskContext* ctx_ = nullptr;            // context this frame runs in
+  std::exception_ptr exception_;
+
+  // Root state.
+  TaskContext root_ctx_;
+  TaskScheduler* scheduler_ = nullptr;  // set by adopt(); null for awaited children
+  PromiseBase* prev_ = nullptr;         // scheduler's intrusive list of live roots
+  PromiseBase* next_ = nullptr;
+  void* frame_ = nullptr;               // this root's coroutine frame
+  JoinHandleBase* handle_ = nullptr;  // the attached JoinHandle, or null when detached
+  std::string* name_ = nullptr;       // allocated only for named tasks
+  bool done_ = false;
+};
+
+template <class T>
+class TaskPromise final : public PromiseBase {
+  static_assert(!std::is_reference_v<T>, "Task<T&> is not supported; return a pointer");
+
+ public:
+  Task<T> get_return_object() noexcept;
+
+  template <class U>
+    requires std::is_convertible_v<U&&, T>
+  void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    value_.emplace(std::forward<U>(v));
+  }
+
+  T take_result() {
+    if (exception()) std::rethrow_exception(exception());
+    assert(value_.has_value());
+    return std::move(*value_);
+  }
+
+ private:
+  std::optional<T> value_;
+};
+
+template <>
+class TaskPromise<void> final : public PromiseBase {
+ public:
+  Task<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void take_result() {
+    if (exception()) std::rethrow_exception(exception());
+  }
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] Task {
+ public:
+  using promise_type = detail::TaskPromise<T>;
+  using handle_type = std::coroutine_handle<promise_type>;
+  using value_type = T;
+
+  Task() noexcept = default;
+  explicit Task(handle_type h) noexcept : h_(h) {}
+  Task(Task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  Task& operator=(Task&& o) noexcept {
+    if (this != &o) {
+      if (h_) h_.destroy();
+      h_ = std::exchange(o.h_, {});
+    }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  ~Task() {
+    if (h_) h_.destroy();
+  }
+
+  [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
+  // Gives up ownership of the frame (used by spawn).
+  handle_type release() noexcept { return std::exchange(h_, {}); }
+
+  class [[nodiscard]] Awaiter {
+   public:
+    explicit Awaiter(handle_type h) noexcept : h_(h) {}
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
+      h_.promise().attach_parent(parent, context_of(parent));
+      if constexpr (std::is_base_of_v<detail::PromiseBase, P>) {
+        return detail::transfer_to(h_);
+      } else {
+        return h_;  // a foreign resumer does not run the trampoline
+      }
+    }
+    T await_resume() { return h_.promise().take_result(); }
+
+   private:
+    handle_type h_;
+  };
+
+  // The Task keeps owning the frame while it runs; the frame is freed when the
+  // Task object (usually a temporary of the co_await expression) is destroyed.
+  Awaiter operator co_await() & noexcept {
+    assert(h_ && "co_await on an empty Task");
+    return Awaiter{h_};
+  }
+  Awaiter operator co_await() && noexcept {
+    assert(h_ && "co_await on an empty Task");
+    return Awaiter{h_};
+  }
+
+ private:
+  handle_type h_;
+};
+
+namespace detail {
+template <class T>
+Task<T> TaskPromise<T>::get_return_object() noexcept {
+  return Task<T>{std::coroutine_handle<TaskPromise<T>>::from_promise(*this)};
+}
+inline Task<void> TaskPromise<void>::get_return_object() noexcept {
+  return Task<void>{std::coroutine_handle<TaskPromise<void>>::from_promise(*this)};
+}
+}  // namespace detail
+
+}  // namespace coring

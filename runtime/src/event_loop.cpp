@@ -1,0 +1,189 @@
+#include "coring/runtime/event_loop.hpp"
+
+#include <fmt/core.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+
+namespace coring {
+namespace {
+thread_local EventLoop* tls_loop = nullptr;
+// The loop's own wake-up read is always in flight; it is not "work".
+constexpr std::size_t kInternalOps = 1;
+}  // namespace
+
+EventLoop::EventLoop(LoopOptions options) : options_(std::move(options)) {
+  if (options_.run_budget == 0) options_.run_budget = 1;
+  backend_ = options_.backend_factory ? options_.backend_factory(options_) : make_uring_backend(options_);
+  event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (event_fd_ < 0) {
+    throw std::system_error(errno, std::system_category(), "coring: eventfd() failed");
+  }
+  wakeup_op_.loop = this;
+  wakeup_op_.on_complete = &EventLoop::on_wakeup;
+}
+
+EventLoop::~EventLoop() {
+  {
+    std::lock_guard lock(post_mutex_);
+    closed_ = true;
+  }
+  RunGuard guard(*this);
+  // Let every task unwind through Cancelled, giving cancelled I/O time to come back.
+  scheduler_.cancel_all();
+  const TimePoint deadline = Clock::now() + std::chrono::seconds(2);
+  while (scheduler_.live_tasks() > 0 && Clock::now() < deadline &&
+         (scheduler_.has_ready() || backend_->in_flight() > (wakeup_op_.armed ? kInternalOps : 0))) {
+    const Duration step = std::chrono::milliseconds(10);
+    timers_.expire(Clock::now());
+    scheduler_.cancel_all(options_.run_budget);
+    backend_->poll(&step);
+  }
+  // Nothing of ours may stay in the kernel when frames are freed.
+  if (backend_->in_flight() > 0) {
+    backend_->cancel_all();
+    while (backend_->in_flight() > 0 && Clock::now() < deadline) {
+      const Duration step = std::chrono::milliseconds(10);
+      backend_->poll(&step);
+    }
+    if (backend_->in_flight() > 0) {
+      fmt::print(stderr, "coring: {} I/O operations still in flight at loop shutdown\n",
+                 backend_->in_flight());
+    }
+  }
+  scheduler_.shutdown();
+  ::close(event_fd_);
+}
+
+EventLoop* EventLoop::current() noexcept { return tls_loop; }
+
+EventLoop& EventLoop::current_or_throw() {
+  if (tls_loop == nullptr) {
+    throw std::logic_error(
+        "coring: no EventLoop is running on this thread (timers and I/O need one: run the task "
+        "with coring::run or EventLoop::run)");
+  }
+  return *tls_loop;
+}
+
+EventLoop::RunGuard::RunGuard(EventLoop& loop)
+    : prev_loop_(tls_loop), sched_guard_(&loop.scheduler_) {
+  tls_loop = &loop;
+  loop.enter();
+}
+EventLoop::RunGuard::~RunGuard() { tls_loop = prev_loop_; }
+
+void EventLoop::enter() {
+  if (entered_) return;
+  backend_->bind_to_current_thread();
+  entered_ = true;
+  arm_wakeup();
+}
+
+void EventLoop::arm_wakeup() {
+  IoRequest req;
+  req.opcode = IoOpcode::read;
+  req.fd = event_fd_;
+  req.addr = &wakeup_op_.value;
+  req.len = sizeof(wakeup_op_.value);
+  req.offset = 0;
+  backend_->start(req, &wakeup_op_);
+  wakeup_op_.armed = true;
+}
+
+void EventLoop::on_wakeup(Completion* c, int res, std::uint32_t) noexcept {
+  auto* op = static_cast<WakeupOp*>(c);
+  op->armed = false;
+  EventLoop& loop = *op->loop;
+  if (res == -ECANCELED || loop.closed_) return;
+  loop.arm_wakeup();
+}
+
+void EventLoop::post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(post_mutex_);
+    if (closed_) throw std::logic_error("coring: EventLoop::post after the loop began shutting down");
+    posted_.push_back(std::move(fn));
+  }
+  posted_count_.fetch_add(1, std::memory_order_relaxed);
+  // Only the first post since the loop last drained pays for a write.
+  if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
+    const std::uint64_t one = 1;
+    ssize_t r;
+    do {
+      r = ::write(event_fd_, &one, sizeof(one));
+    } while (r < 0 && errno == EINTR);
+    wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void EventLoop::stop() {
+  stop_requested_.store(true, std::memory_order_release);
+  std::lock_guard lock(post_mutex_);
+  if (closed_) return;
+  if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof(one));
+    wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void EventLoop::drain_posted() {
+  // Clear the flag before taking the list: a post that lands after the swap sees
+  // the flag clear and writes the eventfd again, so no wake-up is lost.
+  wake_pending_.store(false, std::memory_order_seq_cst);
+  {
+    std::lock_guard lock(post_mutex_);
+    running_posts_.swap(posted_);
+  }
+  ++post_drains_;
+  for (auto& fn : running_posts_) fn();
+  running_posts_.clear();
+}
+
+void EventLoop::run() {
+  RunGuard guard(*this);
+  while (!stop_requested_.load(std::memory_order_acquire)) run_once(true);
+  stop_requested_.store(false, std::memory_order_relaxed);
+}
+
+void EventLoop::run_once(bool may_block) {
+  RunGuard guard(*this);
+  ++turns_;
+  scheduler_.run_ready(options_.run_budget);
+  if (!timers_.empty()) timers_.expire(Clock::now());
+  if (wake_pending_.load(std::memory_order_acquire)) drain_posted();
+
+  const bool busy = scheduler_.has_ready() || stop_requested_.load(std::memory_order_relaxed) ||
+                    (run_target_ != nullptr && run_target_->done());
+  if (busy || !may_block) {
+    // Poll without blocking, and skip the system call when nothing can be there.
+    if (backend_->pending_submissions() > 0 || backend_->in_flight() > kInternalOps ||
+        !wakeup_op_.armed) {
+      const Duration zero{0};
+      backend_->poll(&zero);
+    }
+  } else if (auto next = timers_.next_deadline()) {
+    const Duration wait = std::max(Duration{0}, *next - Clock::now());
+    backend_->poll(&wait);
+  } else {
+    backend_->poll(nullptr);
+  }
+  if (!timers_.empty()) timers_.expire(Clock::now());
+}
+
+std::string EventLoop::describe() const { return backend_->describe(); }
+
+LoopStats EventLoop::stats() const noexcept {
+  LoopStats s;
+  s.turns = turns_;
+  s.posted = posted_count_.load(std::memory_order_relaxed);
+  s.wakeups_sent = wakeups_sent_.load(std::memory_order_relaxed);
+  s.post_drains = post_drains_;
+  return s;
+}
+
+}  // namespace coring

@@ -1,0 +1,169 @@
+#include "coring/runtime/scheduler.hpp"
+
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+namespace coring {
+namespace {
+
+thread_local TaskScheduler* tls_current = nullptr;
+
+std::string describe_exception(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown exception (not derived from std::exception)";
+  }
+}
+
+void report_unobserved(const detail::PromiseBase& p, const char* how) {
+  const std::string_view name = p.name();
+  fmt::print(stderr, "coring: {} task '{}' failed: {}\n", how,
+             name.empty() ? std::string_view("<unnamed>") : name,
+             describe_exception(p.exception()));
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+namespace detail {
+
+void ReadyQueue::grow() {
+  const std::size_t cap = mask_ + 1;
+  std::unique_ptr<void*[]> bigger(new void*[cap * 2]);
+  const std::size_t n = tail_ - head_;
+  for (std::size_t i = 0; i < n; ++i) bigger[i] = buf_[(head_ + i) & mask_];
+  buf_ = std::move(bigger);
+  mask_ = cap * 2 - 1;
+  head_ = 0;
+  tail_ = n;
+}
+
+bool PromiseBase::has_exception_of_cancel() const noexcept {
+  if (!exception_) return false;
+  try {
+    std::rethrow_exception(exception_);
+  } catch (const Cancelled&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// Returns the coroutine to transfer to, or a null handle for none.
+std::coroutine_handle<> PromiseBase::on_final(std::coroutine_handle<> self) noexcept {
+  if (scheduler_ == nullptr) {
+    // An awaited child: transfer straight back to the awaiter.
+    return continuation_;
+  }
+  done_ = true;
+  scheduler_->forget(*this);
+  if (continuation_) return std::exchange(continuation_, {});
+  if (handle_ == nullptr) {
+    // Detached: nobody will read the result, so report a failure and free the frame.
+    if (exception_ && !has_exception_of_cancel()) report_unobserved(*this, "detached");
+    self.destroy();
+  }
+  return {};
+}
+
+void JoinHandleBase::release() noexcept {
+  if (promise_ == nullptr) return;
+  if (promise_->done()) {
+    if (!observed_ && promise_->failed() && !promise_->has_exception_of_cancel()) {
+      report_unobserved(*promise_, "unjoined");
+    }
+    frame_.destroy();
+  } else {
+    promise_->handle_ = nullptr;  // detach: the task frees itself when it ends
+    promise_->continuation_ = {};
+  }
+  promise_ = nullptr;
+  frame_ = {};
+}
+
+}  // namespace detail
+
+TaskScheduler* TaskScheduler::current() noexcept { return tls_current; }
+
+TaskScheduler& current_scheduler() {
+  if (tls_current == nullptr) {
+    throw std::logic_error(
+        "coring: no scheduler is running on this thread (call spawn/yield_now from a task "
+        "run by TaskScheduler::run or EventLoop::run)");
+  }
+  return *tls_current;
+}
+
+TaskScheduler::CurrentGuard::CurrentGuard(TaskScheduler* s) noexcept : prev_(tls_current) {
+  tls_current = s;
+}
+TaskScheduler::CurrentGuard::~CurrentGuard() { tls_current = prev_; }
+
+void TaskScheduler::adopt(detail::PromiseBase& p, void* frame, std::string_view name) {
+  p.frame_ = frame;
+  if (!name.empty()) p.name_ = new std::string(name);
+  p.scheduler_ = this;
+  p.ctx_ = &p.root_ctx_;
+  p.next_ = roots_;
+  if (roots_ != nullptr) roots_->prev_ = &p;
+  roots_ = &p;
+  ++live_;
+}
+
+void TaskScheduler::forget(detail::PromiseBase& p) noexcept {
+  if (p.prev_ != nullptr) {
+    p.prev_->next_ = p.next_;
+  } else {
+    roots_ = p.next_;
+  }
+  if (p.next_ != nullptr) p.next_->prev_ = p.prev_;
+  p.prev_ = p.next_ = nullptr;
+  --live_;
+}
+
+void TaskScheduler::run() {
+  CurrentGuard guard(this);
+  while (!ready_.empty()) detail::resume_chain(ready_.pop());
+}
+
+std::size_t TaskScheduler::run_ready(std::size_t budget) {
+  CurrentGuard guard(this);
+  std::size_t n = 0;
+  while (n < budget && !ready_.empty()) {
+    detail::resume_chain(ready_.pop());
+    ++n;
+  }
+  return n;
+}
+
+std::size_t TaskScheduler::cancel_all(std::size_t max_resumes) {
+  for (detail::PromiseBase* p = roots_; p != nullptr; p = p->next_) {
+    p->root_ctx_.request_cancel();
+  }
+  CurrentGuard guard(this);
+  for (std::size_t n = 0; n < max_resumes && !ready_.empty(); ++n) detail::resume_chain(ready_.pop());
+  return live_;
+}
+
+void TaskScheduler::shutdown() {
+  cancel_all();
+  // Whatever is left is suspended on something that cannot be interrupted, or
+  // ignores cancellation. Free it without resuming; destructors of the
+  // awaitables in its frames unlink them from whatever they wait on.
+  while (roots_ != nullptr) {
+    detail::PromiseBase* p = roots_;
+    forget(*p);
+    if (p->handle_ != nullptr) p->handle_->abandon();
+    std::coroutine_handle<>::from_address(p->frame_).destroy();
+  }
+  ready_.clear();
+}
+
+TaskScheduler::~TaskScheduler() { shutdown(); }
+
+}  // namespace coring

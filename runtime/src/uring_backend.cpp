@@ -1,0 +1,368 @@
+// The io_uring backend.
+//
+// Implementation notes.
+// - Set-up tries SINGLE_ISSUER|DEFER_TASKRUN (6.1+), then COOP_TASKRUN (5.19+),
+//   then a plain ring; only EINVAL (flag unknown to this kernel) moves on to the
+//   next mode. Any other errno is a set-up failure with an explanation.
+// - With SINGLE_ISSUER the ring is created disabled (R_DISABLED) and enabled by
+//   the thread that first runs the loop, so a loop may be built on one thread and
+//   run on another.
+// - Completions are copied out of the CQ ring in batches before any callback
+//   runs, so a callback may start operations (even flush a full SQ, which reaps)
+//   without re-delivering a CQE. CQ overflow (kept by the kernel with
+//   IORING_FEAT_NODROP) is flushed with io_uring_get_events and drained too.
+// - Cancel requests carry user_data 0; their own CQEs are ignored.
+#include <fmt/core.h>
+#include <liburing.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <system_error>
+#include <vector>
+
+#include "coring/runtime/backend.hpp"
+
+namespace coring {
+namespace {
+
+int default_queue_init(unsigned entries, io_uring* ring, io_uring_params* p) {
+  return io_uring_queue_init_params(entries, ring, p);
+}
+
+int default_read_io_uring_disabled() {
+  std::FILE* f = std::fopen("/proc/sys/kernel/io_uring_disabled", "r");
+  if (f == nullptr) return -1;
+  int v = -1;
+  if (std::fscanf(f, "%d", &v) != 1) v = -1;
+  std::fclose(f);
+  return v;
+}
+
+struct ModeAttempt {
+  RingMode mode;
+  unsigned flags;
+  const char* name;
+};
+
+constexpr ModeAttempt kAttempts[] = {
+    {RingMode::defer_taskrun,
+     IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
+         IORING_SETUP_SUBMIT_ALL,
+     "SINGLE_ISSUER|DEFER_TASKRUN"},
+    {RingMode::coop_taskrun,
+     IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
+     "COOP_TASKRUN"},
+    {RingMode::plain, IORING_SETUP_SUBMIT_ALL, "plain"},
+    {RingMode::plain, 0, "plain"},
+};
+
+class UringBackend final : public Backend {
+ public:
+  UringBackend(const LoopOptions& opt, const UringSyscalls& sys) {
+    auto init = sys.queue_init_params != nullptr ? sys.queue_init_params : &default_queue_init;
+    auto disabled =
+        sys.read_io_uring_disabled != nullptr ? sys.read_io_uring_disabled : &default_read_io_uring_disabled;
+    const unsigned sq = opt.sq_entries == 0 ? 256 : opt.sq_entries;
+    const unsigned cq = opt.cq_entries == 0 ? sq * 4 : opt.cq_entries;
+    int err = EINVAL;
+    for (const ModeAttempt& a : kAttempts) {
+      if (opt.ring_mode != RingMode::automatic && opt.ring_mode != a.mode) continue;
+      io_uring_params p{};
+      p.flags = a.flags | IORING_SETUP_CQSIZE;
+      p.cq_entries = cq;
+      const int r = init(sq, &ring_, &p);
+      if (r == 0) {
+        mode_ = a.name;
+        flags_ = p.flags;
+        features_ = p.features;
+        sq_entries_ = p.sq_entries;
+        cq_entries_ = p.cq_entries;
+        ok_ = true;
+        break;
+      }
+      err = -r;
+      if (err != EINVAL) break;
+    }
+    if (!ok_) {
+      throw std::system_error(err, std::system_category(),
+                              describe_uring_setup_error(err, disabled()));
+    }
+    batch_.resize(std::min<unsigned>(cq_entries_, 256));
+  }
+
+  ~UringBackend() override {
+    if (ok_) io_uring_queue_exit(&ring_);
+  }
+
+  std::string describe() const override {
+    return fmt::format("io_uring ({}), sq={} cq={}, ext_arg={}, nodrop={}", mode_, sq_entries_,
+                       cq_entries_, (features_ & IORING_FEAT_EXT_ARG) != 0 ? "yes" : "no",
+                       (features_ & IORING_FEAT_NODROP) != 0 ? "yes" : "no");
+  }
+
+  void bind_to_current_thread() override {
+    if ((flags_ & IORING_SETUP_R_DISABLED) == 0 || enabled_) return;
+    // Debian's liburing 2.3 declares io_uring_enable_rings but does not export it.
+    const long r = ::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+                             nullptr, 0);
+    if (r < 0) {
+      throw std::system_error(errno, std::system_category(),
+                              "coring: enabling the io_uring ring (IORING_REGISTER_ENABLE_RINGS) failed");
+    }
+    enabled_ = true;
+  }
+
+  void start(const IoRequest& req, Completion* c) override {
+    io_uring_sqe* sqe = get_sqe();
+    prepare(sqe, req);
+    io_uring_sqe_set_data(sqe, c);
+    ++in_flight_;
+  }
+
+  void cancel(Completion* c) override {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(c), 0);
+    io_uring_sqe_set_data64(sqe, 0);
+  }
+
+  void cancel_all() override {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, 0);
+  }
+
+  std::size_t poll(const Duration* timeout) override {
+    if (timeout != nullptr && timeout->count() <= 0) {
+      if (io_uring_sq_ready(&ring_) == 0 && in_flight_ == 0) return 0;
+      if (io_uring_sq_ready(&ring_) == 0 && (flags_ & IORING_SETUP_DEFER_TASKRUN) == 0) {
+        return reap();  // completions are visible without entering the kernel
+      }
+      enter_nowait();
+      return reap();
+    }
+    __kernel_timespec ts{};
+    __kernel_timespec* tsp = nullptr;
+    if (timeout != nullptr) {
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout).count();
+      ts.tv_sec = ns / 1'000'000'000;
+      ts.tv_nsec = ns % 1'000'000'000;
+      tsp = &ts;
+    }
+    if (io_uring_cq_ready(&ring_) == 0) {
+      io_uring_cqe* cqe = nullptr;
+      for (;;) {
+        const int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+        if (r >= 0 || r == -ETIME || r == -EINTR) break;
+        if (r == -EBUSY || r == -EAGAIN) {
+          if (reap() > 0) break;  // the kernel wants us to make room first
+          continue;
+        }
+        throw_enter_error(r);
+      }
+    } else if (io_uring_sq_ready(&ring_) != 0) {
+      enter_nowait();
+    }
+    return reap();
+  }
+
+  std::size_t in_flight() const noexcept override { return in_flight_; }
+  std::size_t pending_submissions() const noexcept override {
+    return io_uring_sq_ready(const_cast<io_uring*>(&ring_));
+  }
+  io_uring* native_ring() noexcept override { return &ring_; }
+
+ private:
+  io_uring_sqe* get_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    while (sqe == nullptr) {
+      // SQ full: hand what is queued to the kernel; if it pushes back, make room in the CQ.
+      const int r = io_uring_submit(&ring_);
+      if (r < 0 && r != -EINTR) {
+        if (r == -EBUSY || r == -EAGAIN) {
+          reap();
+        } else {
+          throw_enter_error(r);
+        }
+      }
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+
+  void enter_nowait() {
+    for (;;) {
+      const int r = (flags_ & IORING_SETUP_DEFER_TASKRUN) != 0 ? io_uring_submit_and_get_events(&ring_)
+                                                                : io_uring_submit(&ring_);
+      if (r >= 0) return;
+      if (r == -EINTR) continue;
+      if (r == -EBUSY || r == -EAGAIN) {
+        reap();
+        return;
+      }
+      throw_enter_error(r);
+    }
+  }
+
+  [[noreturn]] void throw_enter_error(int r) {
+    if (r == -EEXIST) {
+      throw std::system_error(-r, std::system_category(),
+                              "coring: this EventLoop's ring was used from a second thread; a "
+                              "loop and its tasks belong to the thread that first ran it");
+    }
+    throw std::system_error(-r, std::system_category(), "coring: io_uring_enter failed");
+  }
+
+  std::size_t reap() {
+    std::size_t delivered = 0;
+    for (;;) {
+      io_uring_cqe* cqes[256];
+      unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, static_cast<unsigned>(batch_.size()));
+      if (n == 0) {
+        if (!io_uring_cq_has_overflow(&ring_)) break;
+        io_uring_get_events(&ring_);
+        n = io_uring_peek_batch_cqe(&ring_, cqes, static_cast<unsigned>(batch_.size()));
+        if (n == 0) break;
+      }
+      for (unsigned i = 0; i < n; ++i) {
+        batch_[i] = {cqes[i]->user_data, cqes[i]->res, cqes[i]->flags};
+      }
+      io_uring_cq_advance(&ring_, n);
+      for (unsigned i = 0; i < n; ++i) {
+        const Cqe& e = batch_[i];
+        if (e.user_data == 0) continue;
+        if ((e.flags & IORING_CQE_F_MORE) == 0) --in_flight_;
+        auto* c = reinterpret_cast<Completion*>(e.user_data);
+        c->on_complete(c, e.res, e.flags);
+        ++delivered;
+      }
+    }
+    return delivered;
+  }
+
+  static void prepare(io_uring_sqe* sqe, const IoRequest& r) {
+    switch (r.opcode) {
+      case IoOpcode::nop:
+        io_uring_prep_nop(sqe);
+        break;
+      case IoOpcode::read:
+        io_uring_prep_read(sqe, r.fd, r.addr, r.len, r.offset);
+        break;
+      case IoOpcode::write:
+        io_uring_prep_write(sqe, r.fd, r.addr, r.len, r.offset);
+        break;
+      case IoOpcode::poll_add:
+        if (r.multishot) {
+          io_uring_prep_poll_multishot(sqe, r.fd, r.len);
+        } else {
+          io_uring_prep_poll_add(sqe, r.fd, r.len);
+        }
+        break;
+      case IoOpcode::close:
+        io_uring_prep_close(sqe, r.fd);
+        break;
+      case IoOpcode::recv:
+        if (r.multishot) {
+          io_uring_prep_recv_multishot(sqe, r.fd, r.addr, r.len, static_cast<int>(r.op_flags));
+        } else {
+          io_uring_prep_recv(sqe, r.fd, r.addr, r.len, static_cast<int>(r.op_flags));
+        }
+        break;
+      case IoOpcode::send:
+        io_uring_prep_send(sqe, r.fd, r.addr, r.len, static_cast<int>(r.op_flags));
+        break;
+      case IoOpcode::accept:
+        if (r.multishot) {
+          io_uring_prep_multishot_accept(sqe, r.fd, static_cast<sockaddr*>(r.addr),
+                                         static_cast<socklen_t*>(r.addr2), static_cast<int>(r.op_flags));
+        } else {
+          io_uring_prep_accept(sqe, r.fd, static_cast<sockaddr*>(r.addr),
+                               static_cast<socklen_t*>(r.addr2), static_cast<int>(r.op_flags));
+        }
+        break;
+      case IoOpcode::connect:
+        io_uring_prep_connect(sqe, r.fd, static_cast<const sockaddr*>(r.addr), r.len);
+        break;
+    }
+    if (r.select_buffer) {
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = r.buf_group;
+    }
+  }
+
+  struct Cqe {
+    std::uint64_t user_data;
+    int res;
+    std::uint32_t flags;
+  };
+
+  io_uring ring_{};
+  bool ok_ = false;
+  bool enabled_ = false;
+  const char* mode_ = "";
+  unsigned flags_ = 0;
+  unsigned features_ = 0;
+  unsigned sq_entries_ = 0;
+  unsigned cq_entries_ = 0;
+  std::size_t in_flight_ = 0;
+  std::vector<Cqe> batch_;
+};
+
+}  // namespace
+
+std::string describe_uring_setup_error(int err, int io_uring_disabled) {
+  switch (err) {
+    case ENOSYS:
+      return "coring: io_uring is not available (io_uring_setup: ENOSYS): the kernel is too old "
+             "(io_uring needs Linux 5.1; coring wants 5.19 or newer) or was built without "
+             "CONFIG_IO_URING. Fix: run on a newer kernel built with io_uring.";
+    case EPERM:
+      if (io_uring_disabled > 0) {
+        return fmt::format(
+            "coring: io_uring is disabled by the sysctl kernel.io_uring_disabled={} "
+            "(io_uring_setup: EPERM). Fix: `sysctl -w kernel.io_uring_disabled=0`{}",
+            io_uring_disabled,
+            io_uring_disabled == 1
+                ? ", or run as a member of the group named by kernel.io_uring_group."
+                : ".");
+      }
+      return "coring: io_uring_setup was denied (EPERM) although io_uring is not disabled by "
+             "sysctl: most likely a seccomp profile blocks it, as container runtimes' default "
+             "profiles do. Fix: allow io_uring_setup, io_uring_enter and io_uring_register in "
+             "the profile (e.g. docker run --security-opt seccomp=<profile>).";
+    case ENOMEM: {
+      rlimit rl{};
+      std::string limit = "unknown";
+      if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
+        limit = rl.rlim_cur == RLIM_INFINITY ? std::string("unlimited")
+                                             : fmt::format("{} bytes", rl.rlim_cur);
+      }
+      return fmt::format(
+          "coring: io_uring_setup failed with ENOMEM: the ring's memory could not be "
+          "allocated or locked (RLIMIT_MEMLOCK is {}; kernels before 5.12 charge rings to it). "
+          "Fix: raise the limit (`ulimit -l`, LimitMEMLOCK= in systemd, --ulimit memlock in "
+          "docker) or use fewer ring entries (LoopOptions::sq_entries).",
+          limit);
+    }
+    case EINVAL:
+      return "coring: io_uring_setup rejected every ring mode coring tries (EINVAL): the kernel's "
+             "io_uring is too old for the parameters used. Fix: run on Linux 5.19 or newer, or "
+             "use fewer ring entries.";
+    case EMFILE:
+    case ENFILE:
+      return fmt::format("coring: io_uring_setup failed: {} (out of file descriptors). Fix: close "
+                         "descriptors or raise `ulimit -n`.",
+                         std::strerror(err));
+    default:
+      return fmt::format("coring: io_uring_setup failed: {} (errno {})", std::strerror(err), err);
+  }
+}
+
+std::unique_ptr<Backend> make_uring_backend(const LoopOptions& options, const UringSyscalls& syscalls) {
+  return std::make_unique<UringBackend>(options, syscalls);
+}
+
+}  // namespace coring
