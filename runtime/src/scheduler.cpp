@@ -145,6 +145,7 @@ std::size_t TaskScheduler::cancel_all(std::size_t max_resumes) {
   for (detail::PromiseBase* p = roots_; p != nullptr; p = p->next_) {
     p->root_ctx_.request_cancel();
   }
+  if (max_resumes == 0) max_resumes = live_ * 16 + 1024;
   CurrentGuard guard(this);
   for (std::size_t n = 0; n < max_resumes && !ready_.empty(); ++n) detail::resume_chain(ready_.pop());
   return live_;

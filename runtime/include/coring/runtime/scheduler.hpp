@@ -75,10 +75,12 @@ class TaskScheduler {
   // Root tasks spawned here that have not finished.
   [[nodiscard]] std::size_t live_tasks() const noexcept { return live_; }
 
-  // Cancels every live root task and runs the ready line so they can unwind.
-  // Returns the number of tasks still alive afterwards (suspended on something
-  // that could not be interrupted, or ignoring cancellation).
-  std::size_t cancel_all(std::size_t max_resumes = 1'000'000);
+  // Cancels every live root task and runs the ready line so they can unwind,
+  // resuming at most `max_resumes` coroutines (0: 16 per live task, plus 1024,
+  // which bounds the time given to tasks that swallow Cancelled). Returns the
+  // number of tasks still alive afterwards (suspended on something that could
+  // not be interrupted, or ignoring cancellation).
+  std::size_t cancel_all(std::size_t max_resumes = 0);
   // cancel_all(), then frees the frames of tasks that are still alive; a
   // JoinHandle attached to one of them reports it as cancelled.
   void shutdown();
@@ -117,16 +119,16 @@ template <class T>
 JoinHandle<T> spawn(Task<T> task, std::string_view name = {});
 
 // `co_await yield_now()`: go to the back of the ready line and let the others run.
-// A cancelled task throws Cancelled here.
+// It always suspends, even in a cancelled task, which then throws Cancelled when
+// it is resumed: a task that swallows Cancelled in a yield loop still gives the
+// scheduler back control at every turn.
 class [[nodiscard]] YieldAwaiter {
  public:
   bool await_ready() const noexcept { return false; }
   template <class P>
-  bool await_suspend(std::coroutine_handle<P> h) {
+  void await_suspend(std::coroutine_handle<P> h) {
     ctx_ = context_of(h);
-    if (ctx_ != nullptr && ctx_->cancel_requested()) return false;
     current_scheduler().schedule(h);
-    return true;
   }
   void await_resume() const {
     if (ctx_ != nullptr && ctx_->cancel_requested()) throw Cancelled{};
