@@ -6,8 +6,8 @@
 // co_await on the handle.
 //
 // Run: ./countdown [--time-scale=0.01]
-#include <coring/coring.hpp>
 #include <fmt/core.h>
+#include <coring/coring.hpp>
 
 #include <cstdio>
 

@@ -6,8 +6,8 @@
 // event loop and no io_uring, and prints exactly what the Python version prints.
 //
 // Run: ./task_scheduler
-#include <coring/coring.hpp>
 #include <fmt/core.h>
+#include <coring/coring.hpp>
 
 namespace {
 

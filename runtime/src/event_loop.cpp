@@ -17,7 +17,8 @@ constexpr std::size_t kInternalOps = 1;
 
 EventLoop::EventLoop(LoopOptions options) : options_(std::move(options)) {
   if (options_.run_budget == 0) options_.run_budget = 1;
-  backend_ = options_.backend_factory ? options_.backend_factory(options_) : make_uring_backend(options_);
+  backend_ =
+      options_.backend_factory ? options_.backend_factory(options_) : make_uring_backend(options_);
   event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (event_fd_ < 0) {
     throw std::system_error(errno, std::system_category(), "coring: eventfd() failed");
@@ -35,8 +36,9 @@ EventLoop::~EventLoop() {
   // Let every task unwind through Cancelled, giving cancelled I/O time to come back.
   scheduler_.cancel_all();
   const TimePoint deadline = Clock::now() + std::chrono::seconds(2);
-  while (scheduler_.live_tasks() > 0 && Clock::now() < deadline &&
-         (scheduler_.has_ready() || backend_->in_flight() > (wakeup_op_.armed ? kInternalOps : 0))) {
+  while (
+      scheduler_.live_tasks() > 0 && Clock::now() < deadline &&
+      (scheduler_.has_ready() || backend_->in_flight() > (wakeup_op_.armed ? kInternalOps : 0))) {
     const Duration step = std::chrono::milliseconds(10);
     timers_.expire(Clock::now());
     scheduler_.cancel_all(options_.run_budget);
@@ -58,7 +60,9 @@ EventLoop::~EventLoop() {
   ::close(event_fd_);
 }
 
-EventLoop* EventLoop::current() noexcept { return tls_loop; }
+EventLoop* EventLoop::current() noexcept {
+  return tls_loop;
+}
 
 EventLoop& EventLoop::current_or_throw() {
   if (tls_loop == nullptr) {
@@ -74,7 +78,9 @@ EventLoop::RunGuard::RunGuard(EventLoop& loop)
   tls_loop = &loop;
   loop.enter();
 }
-EventLoop::RunGuard::~RunGuard() { tls_loop = prev_loop_; }
+EventLoop::RunGuard::~RunGuard() {
+  tls_loop = prev_loop_;
+}
 
 void EventLoop::enter() {
   if (entered_) return;
@@ -105,7 +111,8 @@ void EventLoop::on_wakeup(Completion* c, int res, std::uint32_t) noexcept {
 void EventLoop::post(std::function<void()> fn) {
   {
     std::lock_guard lock(post_mutex_);
-    if (closed_) throw std::logic_error("coring: EventLoop::post after the loop began shutting down");
+    if (closed_)
+      throw std::logic_error("coring: EventLoop::post after the loop began shutting down");
     posted_.push_back(std::move(fn));
   }
   posted_count_.fetch_add(1, std::memory_order_relaxed);
@@ -175,7 +182,9 @@ void EventLoop::run_once(bool may_block) {
   if (!timers_.empty()) timers_.expire(Clock::now());
 }
 
-std::string EventLoop::describe() const { return backend_->describe(); }
+std::string EventLoop::describe() const {
+  return backend_->describe();
+}
 
 LoopStats EventLoop::stats() const noexcept {
   LoopStats s;

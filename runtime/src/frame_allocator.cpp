@@ -42,7 +42,9 @@ struct ThreadCache {
 
 thread_local ThreadCache tls_cache;
 
-inline std::size_t class_of(std::size_t size) noexcept { return (size + kGranule - 1) / kGranule - 1; }
+inline std::size_t class_of(std::size_t size) noexcept {
+  return (size + kGranule - 1) / kGranule - 1;
+}
 
 }  // namespace
 
@@ -96,13 +98,17 @@ FrameAllocatorStats FrameAllocator::stats() noexcept {
           tc.cached_bytes};
 }
 
-std::int64_t FrameAllocator::live_frames() noexcept { return tls_cache.live; }
+std::int64_t FrameAllocator::live_frames() noexcept {
+  return tls_cache.live;
+}
 
 void FrameAllocator::set_cache_limit(std::size_t bytes) noexcept {
   tls_cache.limit = bytes;
   if (tls_cache.cached_bytes > bytes) trim();
 }
 
-void FrameAllocator::trim() noexcept { tls_cache.release_all(); }
+void FrameAllocator::trim() noexcept {
+  tls_cache.release_all();
+}
 
 }  // namespace coring

@@ -88,7 +88,9 @@ void JoinHandleBase::release() noexcept {
 
 }  // namespace detail
 
-TaskScheduler* TaskScheduler::current() noexcept { return tls_current; }
+TaskScheduler* TaskScheduler::current() noexcept {
+  return tls_current;
+}
 
 TaskScheduler& current_scheduler() {
   if (tls_current == nullptr) {
@@ -102,7 +104,9 @@ TaskScheduler& current_scheduler() {
 TaskScheduler::CurrentGuard::CurrentGuard(TaskScheduler* s) noexcept : prev_(tls_current) {
   tls_current = s;
 }
-TaskScheduler::CurrentGuard::~CurrentGuard() { tls_current = prev_; }
+TaskScheduler::CurrentGuard::~CurrentGuard() {
+  tls_current = prev_;
+}
 
 void TaskScheduler::adopt(detail::PromiseBase& p, void* frame, std::string_view name) {
   p.frame_ = frame;
@@ -147,7 +151,8 @@ std::size_t TaskScheduler::cancel_all(std::size_t max_resumes) {
   }
   if (max_resumes == 0) max_resumes = live_ * 16 + 1024;
   CurrentGuard guard(this);
-  for (std::size_t n = 0; n < max_resumes && !ready_.empty(); ++n) detail::resume_chain(ready_.pop());
+  for (std::size_t n = 0; n < max_resumes && !ready_.empty(); ++n)
+    detail::resume_chain(ready_.pop());
   return live_;
 }
 
@@ -165,6 +170,8 @@ void TaskScheduler::shutdown() {
   ready_.clear();
 }
 
-TaskScheduler::~TaskScheduler() { shutdown(); }
+TaskScheduler::~TaskScheduler() {
+  shutdown();
+}
 
 }  // namespace coring

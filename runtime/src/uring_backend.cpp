@@ -64,8 +64,8 @@ class UringBackend final : public Backend {
  public:
   UringBackend(const LoopOptions& opt, const UringSyscalls& sys) {
     auto init = sys.queue_init_params != nullptr ? sys.queue_init_params : &default_queue_init;
-    auto disabled =
-        sys.read_io_uring_disabled != nullptr ? sys.read_io_uring_disabled : &default_read_io_uring_disabled;
+    auto disabled = sys.read_io_uring_disabled != nullptr ? sys.read_io_uring_disabled
+                                                          : &default_read_io_uring_disabled;
     const unsigned sq = opt.sq_entries == 0 ? 256 : opt.sq_entries;
     const unsigned cq = opt.cq_entries == 0 ? sq * 4 : opt.cq_entries;
     int err = EINVAL;
@@ -107,11 +107,12 @@ class UringBackend final : public Backend {
   void bind_to_current_thread() override {
     if ((flags_ & IORING_SETUP_R_DISABLED) == 0 || enabled_) return;
     // Debian's liburing 2.3 declares io_uring_enable_rings but does not export it.
-    const long r = ::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS,
-                             nullptr, 0);
+    const long r =
+        ::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
     if (r < 0) {
-      throw std::system_error(errno, std::system_category(),
-                              "coring: enabling the io_uring ring (IORING_REGISTER_ENABLE_RINGS) failed");
+      throw std::system_error(
+          errno, std::system_category(),
+          "coring: enabling the io_uring ring (IORING_REGISTER_ENABLE_RINGS) failed");
     }
     enabled_ = true;
   }
@@ -195,8 +196,9 @@ class UringBackend final : public Backend {
 
   void enter_nowait() {
     for (;;) {
-      const int r = (flags_ & IORING_SETUP_DEFER_TASKRUN) != 0 ? io_uring_submit_and_get_events(&ring_)
-                                                                : io_uring_submit(&ring_);
+      const int r = (flags_ & IORING_SETUP_DEFER_TASKRUN) != 0
+                        ? io_uring_submit_and_get_events(&ring_)
+                        : io_uring_submit(&ring_);
       if (r >= 0) return;
       if (r == -EINTR) continue;
       if (r == -EBUSY || r == -EAGAIN) {
@@ -277,7 +279,8 @@ class UringBackend final : public Backend {
       case IoOpcode::accept:
         if (r.multishot) {
           io_uring_prep_multishot_accept(sqe, r.fd, static_cast<sockaddr*>(r.addr),
-                                         static_cast<socklen_t*>(r.addr2), static_cast<int>(r.op_flags));
+                                         static_cast<socklen_t*>(r.addr2),
+                                         static_cast<int>(r.op_flags));
         } else {
           io_uring_prep_accept(sqe, r.fd, static_cast<sockaddr*>(r.addr),
                                static_cast<socklen_t*>(r.addr2), static_cast<int>(r.op_flags));
@@ -353,15 +356,17 @@ std::string describe_uring_setup_error(int err, int io_uring_disabled) {
              "use fewer ring entries.";
     case EMFILE:
     case ENFILE:
-      return fmt::format("coring: io_uring_setup failed: {} (out of file descriptors). Fix: close "
-                         "descriptors or raise `ulimit -n`.",
-                         std::strerror(err));
+      return fmt::format(
+          "coring: io_uring_setup failed: {} (out of file descriptors). Fix: close "
+          "descriptors or raise `ulimit -n`.",
+          std::strerror(err));
     default:
       return fmt::format("coring: io_uring_setup failed: {} (errno {})", std::strerror(err), err);
   }
 }
 
-std::unique_ptr<Backend> make_uring_backend(const LoopOptions& options, const UringSyscalls& syscalls) {
+std::unique_ptr<Backend> make_uring_backend(const LoopOptions& options,
+                                            const UringSyscalls& syscalls) {
   return std::make_unique<UringBackend>(options, syscalls);
 }
 

@@ -117,7 +117,7 @@ TEST_CASE("destroying a scheduler cancels and frees tasks that never finished",
     sched.run_ready(10);
     CHECK(sched.live_tasks() == 2);
   }
-  CHECK(cleaned_up);        // RAII in the cancelled frame ran
+  CHECK(cleaned_up);         // RAII in the cancelled frame ran
   CHECK(after_cancel >= 1);  // the stubborn task saw Cancelled at each suspension
   CHECK(coring::FrameAllocator::live_frames() == before);
 }

@@ -10,10 +10,18 @@ using coring::Task;
 
 namespace {
 
-Task<int> answer() { co_return 42; }
-Task<std::string> greet(std::string who) { co_return "hello " + who; }
-Task<std::unique_ptr<int>> boxed(int v) { co_return std::make_unique<int>(v); }
-Task<int> add_children(int a, int b) { co_return co_await answer() + a + b; }
+Task<int> answer() {
+  co_return 42;
+}
+Task<std::string> greet(std::string who) {
+  co_return "hello " + who;
+}
+Task<std::unique_ptr<int>> boxed(int v) {
+  co_return std::make_unique<int>(v);
+}
+Task<int> add_children(int a, int b) {
+  co_return co_await answer() + a + b;
+}
 
 Task<int> fails() {
   throw std::runtime_error("boom");

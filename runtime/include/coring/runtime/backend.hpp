@@ -28,19 +28,29 @@ struct Completion {
   void (*on_complete)(Completion* self, int res, std::uint32_t flags) noexcept = nullptr;
 };
 
-enum class IoOpcode : std::uint8_t { nop, read, write, poll_add, close, recv, send, accept, connect };
+enum class IoOpcode : std::uint8_t {
+  nop,
+  read,
+  write,
+  poll_add,
+  close,
+  recv,
+  send,
+  accept,
+  connect
+};
 
 struct IoRequest {
   IoOpcode opcode = IoOpcode::nop;
   int fd = -1;
-  void* addr = nullptr;             // buffer or sockaddr
-  std::uint32_t len = 0;            // buffer length, or poll mask for poll_add
-  std::uint64_t offset = ~0ULL;     // file offset; ~0: the file's current position
-  std::uint32_t op_flags = 0;       // MSG_* for recv/send, SOCK_* for accept
-  void* addr2 = nullptr;            // socklen_t* for accept
-  std::uint16_t buf_group = 0;      // provided-buffer group, with select_buffer
-  bool select_buffer = false;       // IOSQE_BUFFER_SELECT
-  bool multishot = false;           // accept/recv/poll multishot
+  void* addr = nullptr;          // buffer or sockaddr
+  std::uint32_t len = 0;         // buffer length, or poll mask for poll_add
+  std::uint64_t offset = ~0ULL;  // file offset; ~0: the file's current position
+  std::uint32_t op_flags = 0;    // MSG_* for recv/send, SOCK_* for accept
+  void* addr2 = nullptr;         // socklen_t* for accept
+  std::uint16_t buf_group = 0;   // provided-buffer group, with select_buffer
+  bool select_buffer = false;    // IOSQE_BUFFER_SELECT
+  bool multishot = false;        // accept/recv/poll multishot
 };
 
 // How the io_uring ring is set up. `automatic` tries each in this order.

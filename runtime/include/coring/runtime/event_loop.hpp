@@ -29,9 +29,9 @@ namespace coring {
 
 struct LoopStats {
   std::uint64_t turns = 0;
-  std::uint64_t posted = 0;         // functions posted (from any thread)
-  std::uint64_t wakeups_sent = 0;   // eventfd writes done by post()/stop()
-  std::uint64_t post_drains = 0;    // times the loop took the posted functions
+  std::uint64_t posted = 0;        // functions posted (from any thread)
+  std::uint64_t wakeups_sent = 0;  // eventfd writes done by post()/stop()
+  std::uint64_t post_drains = 0;   // times the loop took the posted functions
 };
 
 class EventLoop {
@@ -86,7 +86,7 @@ class EventLoop {
     bool armed = false;
   } wakeup_op_;
   std::mutex post_mutex_;
-  std::vector<std::function<void()>> posted_;      // guarded by post_mutex_
+  std::vector<std::function<void()>> posted_;  // guarded by post_mutex_
   std::vector<std::function<void()>> running_posts_;
   std::atomic<bool> wake_pending_{false};
   std::atomic<bool> stop_requested_{false};

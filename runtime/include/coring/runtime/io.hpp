@@ -23,7 +23,9 @@ namespace coring {
 struct IoResult {
   int res = 0;
   [[nodiscard]] bool ok() const noexcept { return res >= 0; }
-  [[nodiscard]] std::size_t bytes() const noexcept { return res > 0 ? static_cast<std::size_t>(res) : 0; }
+  [[nodiscard]] std::size_t bytes() const noexcept {
+    return res > 0 ? static_cast<std::size_t>(res) : 0;
+  }
   [[nodiscard]] std::error_code error() const noexcept {
     return res < 0 ? std::error_code(-res, std::system_category()) : std::error_code();
   }
@@ -79,7 +81,8 @@ class [[nodiscard]] IoAwaiter : private Completion, private CancelSlot {
   bool cancelled_ = false;
 };
 
-inline IoAwaiter async_read(int fd, std::span<std::byte> buf, std::uint64_t offset = ~0ULL) noexcept {
+inline IoAwaiter async_read(int fd, std::span<std::byte> buf,
+                            std::uint64_t offset = ~0ULL) noexcept {
   IoRequest r;
   r.opcode = IoOpcode::read;
   r.fd = fd;
@@ -110,6 +113,8 @@ inline IoAwaiter async_poll(int fd, unsigned events) noexcept {
 }
 
 // A no-op round trip through the ring (useful to measure the loop).
-inline IoAwaiter async_nop() noexcept { return IoAwaiter{IoRequest{}}; }
+inline IoAwaiter async_nop() noexcept {
+  return IoAwaiter{IoRequest{}};
+}
 
 }  // namespace coring

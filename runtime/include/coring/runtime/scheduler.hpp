@@ -138,7 +138,9 @@ class [[nodiscard]] YieldAwaiter {
   TaskContext* ctx_ = nullptr;
 };
 
-inline YieldAwaiter yield_now() noexcept { return {}; }
+inline YieldAwaiter yield_now() noexcept {
+  return {};
+}
 
 }  // namespace coring
 

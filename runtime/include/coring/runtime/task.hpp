@@ -110,7 +110,7 @@ class PromiseBase {
   TaskScheduler* scheduler_ = nullptr;  // set by adopt(); null for awaited children
   PromiseBase* prev_ = nullptr;         // scheduler's intrusive list of live roots
   PromiseBase* next_ = nullptr;
-  void* frame_ = nullptr;               // this root's coroutine frame
+  void* frame_ = nullptr;             // this root's coroutine frame
   JoinHandleBase* handle_ = nullptr;  // the attached JoinHandle, or null when detached
   std::string* name_ = nullptr;       // allocated only for named tasks
   bool done_ = false;
@@ -124,7 +124,7 @@ class TaskPromise final : public PromiseBase {
   Task<T> get_return_object() noexcept;
 
   template <class U>
-    requires std::is_convertible_v<U&&, T>
+  requires std::is_convertible_v<U&&, T>
   void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
     value_.emplace(std::forward<U>(v));
   }

@@ -63,8 +63,12 @@ class [[nodiscard]] SleepAwaiter : private TimerNode, private CancelSlot {
   bool cancelled_ = false;
 };
 
-inline SleepAwaiter sleep_until(TimePoint deadline) noexcept { return SleepAwaiter{deadline}; }
-inline SleepAwaiter sleep_for(Duration d) noexcept { return SleepAwaiter{Clock::now() + d}; }
+inline SleepAwaiter sleep_until(TimePoint deadline) noexcept {
+  return SleepAwaiter{deadline};
+}
+inline SleepAwaiter sleep_for(Duration d) noexcept {
+  return SleepAwaiter{Clock::now() + d};
+}
 
 // The seed's PeriodicTimer: `co_await timer.tick()` resumes at start + k * interval.
 // Ticks are kept on the grid, so there is no drift; a task that falls behind
@@ -74,7 +78,8 @@ class PeriodicTimer {
  public:
   explicit PeriodicTimer(Duration interval) : PeriodicTimer(interval, Clock::now() + interval) {}
   PeriodicTimer(Duration interval, TimePoint first_tick) : interval_(interval), next_(first_tick) {
-    if (interval_ <= Duration::zero()) throw std::invalid_argument("coring: PeriodicTimer interval must be > 0");
+    if (interval_ <= Duration::zero())
+      throw std::invalid_argument("coring: PeriodicTimer interval must be > 0");
   }
 
   class [[nodiscard]] TickAwaiter {

@@ -24,7 +24,9 @@ struct awaiter_of {
   using type = A;
 };
 template <class A>
-  requires requires(A&& a) { std::forward<A>(a).operator co_await(); }
+requires requires(A&& a) {
+  std::forward<A>(a).operator co_await();
+}
 struct awaiter_of<A> {
   using type = decltype(std::declval<A>().operator co_await());
 };
