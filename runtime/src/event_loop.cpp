@@ -32,6 +32,13 @@ EventLoop::~EventLoop() {
     std::lock_guard lock(post_mutex_);
     closed_ = true;
   }
+  if (!entered_) {
+    // Never run: nothing of ours is in the kernel. Spawned tasks never started.
+    TaskScheduler::CurrentGuard sched_guard(&scheduler_);
+    scheduler_.shutdown();
+    ::close(event_fd_);
+    return;
+  }
   RunGuard guard(*this);
   // Let every task unwind through Cancelled, giving cancelled I/O time to come back.
   scheduler_.cancel_all();
@@ -147,7 +154,16 @@ void EventLoop::drain_posted() {
     running_posts_.swap(posted_);
   }
   ++post_drains_;
-  for (auto& fn : running_posts_) fn();
+  for (auto& fn : running_posts_) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      // Like a detached task: report it and keep serving everyone else.
+      fmt::print(stderr, "coring: a function posted to the loop threw: {}\n", e.what());
+    } catch (...) {
+      fmt::print(stderr, "coring: a function posted to the loop threw a non-std exception\n");
+    }
+  }
   running_posts_.clear();
 }
 
