@@ -32,6 +32,9 @@ if [[ "$CPU" != none ]] && command -v taskset >/dev/null && [[ "$(nproc)" -gt 1 
   PIN=(taskset -c "$CPU")
 fi
 
+rev="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git -C "$ROOT" diff --quiet HEAD -- runtime include 2>/dev/null || rev="$rev+local-changes"
+echo "== coring $rev; $(c++ --version | head -1); Google Benchmark $(dpkg-query -W -f='${Version}' libbenchmark-dev 2>/dev/null || echo '?')"
 echo "== machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)"
 echo "== pinned to: ${PIN[*]:-(not pinned)}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== start: $(date -u +%FT%TZ)"

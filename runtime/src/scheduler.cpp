@@ -8,8 +8,6 @@
 namespace coring {
 namespace {
 
-thread_local TaskScheduler* tls_current = nullptr;
-
 std::string describe_exception(const std::exception_ptr& e) {
   try {
     std::rethrow_exception(e);
@@ -88,24 +86,10 @@ void JoinHandleBase::release() noexcept {
 
 }  // namespace detail
 
-TaskScheduler* TaskScheduler::current() noexcept {
-  return tls_current;
-}
-
-TaskScheduler& current_scheduler() {
-  if (tls_current == nullptr) {
-    throw std::logic_error(
-        "coring: no scheduler is running on this thread (call spawn/yield_now from a task "
-        "run by TaskScheduler::run or EventLoop::run)");
-  }
-  return *tls_current;
-}
-
-TaskScheduler::CurrentGuard::CurrentGuard(TaskScheduler* s) noexcept : prev_(tls_current) {
-  tls_current = s;
-}
-TaskScheduler::CurrentGuard::~CurrentGuard() {
-  tls_current = prev_;
+void detail::throw_no_scheduler() {
+  throw std::logic_error(
+      "coring: no scheduler is running on this thread (call spawn/yield_now from a task "
+      "run by TaskScheduler::run or EventLoop::run)");
 }
 
 void TaskScheduler::adopt(detail::PromiseBase& p, void* frame, std::string_view name) {

@@ -21,7 +21,12 @@ namespace coring {
 template <class T>
 class JoinHandle;
 
+class TaskScheduler;
+
 namespace detail {
+
+inline thread_local TaskScheduler* tls_current_scheduler = nullptr;
+[[noreturn]] void throw_no_scheduler();
 
 // FIFO ring of coroutine handles; grows by doubling, never shrinks.
 class ReadyQueue {
@@ -87,13 +92,15 @@ class TaskScheduler {
 
   // The scheduler running on this thread (inside run(), run_ready() or an
   // EventLoop), or nullptr.
-  static TaskScheduler* current() noexcept;
+  static TaskScheduler* current() noexcept { return detail::tls_current_scheduler; }
 
   // Makes `s` the current scheduler of this thread for the guard's lifetime.
   class CurrentGuard {
    public:
-    explicit CurrentGuard(TaskScheduler* s) noexcept;
-    ~CurrentGuard();
+    explicit CurrentGuard(TaskScheduler* s) noexcept : prev_(detail::tls_current_scheduler) {
+      detail::tls_current_scheduler = s;
+    }
+    ~CurrentGuard() { detail::tls_current_scheduler = prev_; }
     CurrentGuard(const CurrentGuard&) = delete;
     CurrentGuard& operator=(const CurrentGuard&) = delete;
 
@@ -112,7 +119,11 @@ class TaskScheduler {
 };
 
 // The current thread's scheduler; throws std::logic_error outside one.
-TaskScheduler& current_scheduler();
+inline TaskScheduler& current_scheduler() {
+  TaskScheduler* s = detail::tls_current_scheduler;
+  if (s == nullptr) [[unlikely]] detail::throw_no_scheduler();
+  return *s;
+}
 
 // Spawns on the current thread's scheduler.
 template <class T>
