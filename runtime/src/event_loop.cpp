@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 namespace coring {
 namespace {
@@ -30,16 +31,33 @@ EventLoop::EventLoop(LoopOptions options) : options_(std::move(options)) {
 EventLoop::~EventLoop() {
   {
     std::lock_guard lock(post_mutex_);
-    closed_ = true;
+    closed_ = true;  // from here on post() and stop() leave the loop alone
   }
-  if (!entered_) {
-    // Never run: nothing of ours is in the kernel. Spawned tasks never started.
+  if (entered_) {
+    RunGuard guard(*this);
+    try {
+      drain_for_shutdown();
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "coring: loop shutdown could not drain the ring ({}); freeing tasks\n",
+                 e.what());
+    }
+    scheduler_.shutdown();
+  } else {
+    // Never run: nothing of ours is in the kernel, and spawned tasks never started.
     TaskScheduler::CurrentGuard sched_guard(&scheduler_);
     scheduler_.shutdown();
-    ::close(event_fd_);
+  }
+  ::close(event_fd_);
+}
+
+void EventLoop::drain_for_shutdown() {
+  // A SINGLE_ISSUER ring refuses io_uring_enter from any other thread. With no
+  // task left, only our own eventfd read is in the kernel, and closing the ring
+  // cancels it; so a loop run on a worker thread may be destroyed elsewhere.
+  if (std::this_thread::get_id() != owner_ && scheduler_.live_tasks() == 0 &&
+      backend_->in_flight() <= kInternalOps) {
     return;
   }
-  RunGuard guard(*this);
   // Let every task unwind through Cancelled, giving cancelled I/O time to come back.
   scheduler_.cancel_all();
   const TimePoint deadline = Clock::now() + std::chrono::seconds(2);
@@ -63,8 +81,6 @@ EventLoop::~EventLoop() {
                  backend_->in_flight());
     }
   }
-  scheduler_.shutdown();
-  ::close(event_fd_);
 }
 
 EventLoop* EventLoop::current() noexcept {
@@ -92,6 +108,7 @@ EventLoop::RunGuard::~RunGuard() {
 void EventLoop::enter() {
   if (entered_) return;
   backend_->bind_to_current_thread();
+  owner_ = std::this_thread::get_id();
   entered_ = true;
   arm_wakeup();
 }
@@ -116,33 +133,32 @@ void EventLoop::on_wakeup(Completion* c, int res, std::uint32_t) noexcept {
 }
 
 void EventLoop::post(std::function<void()> fn) {
-  {
-    std::lock_guard lock(post_mutex_);
-    if (closed_)
-      throw std::logic_error("coring: EventLoop::post after the loop began shutting down");
-    posted_.push_back(std::move(fn));
-  }
+  // Everything happens under the mutex: once post() unlocks, the loop thread may
+  // run `fn`, return from run() and destroy the loop, so nothing may touch the
+  // loop after that. Only the first post since the loop last drained writes the
+  // eventfd, so holding the lock across that write is rare.
+  std::lock_guard lock(post_mutex_);
+  if (closed_) throw std::logic_error("coring: EventLoop::post after the loop began shutting down");
+  posted_.push_back(std::move(fn));
   posted_count_.fetch_add(1, std::memory_order_relaxed);
-  // Only the first post since the loop last drained pays for a write.
-  if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
-    const std::uint64_t one = 1;
-    ssize_t r;
-    do {
-      r = ::write(event_fd_, &one, sizeof(one));
-    } while (r < 0 && errno == EINTR);
-    wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
-  }
+  wake_locked();
 }
 
 void EventLoop::stop() {
-  stop_requested_.store(true, std::memory_order_release);
   std::lock_guard lock(post_mutex_);
   if (closed_) return;
-  if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t r = ::write(event_fd_, &one, sizeof(one));
-    wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
-  }
+  stop_requested_.store(true, std::memory_order_release);
+  wake_locked();
+}
+
+void EventLoop::wake_locked() {
+  if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;
+  const std::uint64_t one = 1;
+  ssize_t r;
+  do {
+    r = ::write(event_fd_, &one, sizeof(one));
+  } while (r < 0 && errno == EINTR);
+  wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void EventLoop::drain_posted() {

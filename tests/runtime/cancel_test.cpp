@@ -133,7 +133,9 @@ class CountingBackend final : public coring::Backend {
   }
   std::size_t poll(const Duration* timeout) override { return inner_->poll(timeout); }
   std::size_t in_flight() const noexcept override { return inner_->in_flight(); }
-  std::size_t pending_submissions() const noexcept override { return inner_->pending_submissions(); }
+  std::size_t pending_submissions() const noexcept override {
+    return inner_->pending_submissions();
+  }
   ::io_uring* native_ring() noexcept override { return inner_->native_ring(); }
 
  private:
@@ -151,7 +153,9 @@ coring::LoopOptions counting_options(const std::shared_ptr<BackendCounters>& c,
   return o;
 }
 
-std::size_t in_flight() { return EventLoop::current()->backend().in_flight(); }
+std::size_t in_flight() {
+  return EventLoop::current()->backend().in_flight();
+}
 
 // ---- task bodies ----
 
@@ -175,12 +179,6 @@ Task<void> read_then_suspend(int fd, std::string* got, bool* past_next_suspensio
   if (r.ok()) got->assign(buf.data(), r.bytes());
   co_await coring::yield_now();
   *past_next_suspension = true;
-}
-
-Task<int> slow_value(Duration d, int v, bool* finished) {
-  co_await coring::sleep_for(d);
-  *finished = true;
-  co_return v;
 }
 
 Task<int> join_other(JoinHandle<int>* other, bool* after) {
@@ -434,18 +432,20 @@ TEST_CASE("a read completion reaped before the cancel is returned, then the task
 
 TEST_CASE("cancel a joiner: it gets Cancelled, the joined task runs on", "[runtime][cancel]") {
   const auto frames_before = FrameAllocator::live_frames();
-  bool a_finished = false;
+  bool a_after = false;
   bool joiner_after = false;
   bool joiner_cancelled = false;
   bool a_done_after_joiner_cancel = true;
   int a_value = 0;
+  std::string a_got;
   {
+    Pipe p;
     EventLoop loop;
     loop.run([&]() -> Task<void> {
-      auto a = coring::spawn(slow_value(30ms, 42, &a_finished), "joined");
+      // `a` waits for data that only this task will write.
+      auto a = coring::spawn(read_once(p.r, &a_after, &a_got), "joined");
       auto b = coring::spawn(join_other(&a, &joiner_after), "joiner");
-      co_await coring::yield_now();
-      co_await coring::yield_now();  // b is now waiting on a
+      co_await coring::sleep_for(2ms);  // b is now waiting on a
       b.cancel();
       try {
         co_await b;
@@ -453,32 +453,35 @@ TEST_CASE("cancel a joiner: it gets Cancelled, the joined task runs on", "[runti
         joiner_cancelled = true;
       }
       a_done_after_joiner_cancel = a.done();
+      CHECK(write_str(p.w, "abc"));
       a_value = co_await a;  // still joinable, with its real value
     }());
   }
   CHECK(joiner_cancelled);
   CHECK_FALSE(joiner_after);
   CHECK_FALSE(a_done_after_joiner_cancel);
-  CHECK(a_finished);
-  CHECK(a_value == 42);
+  CHECK(a_after);
+  CHECK(a_value == 3);
+  CHECK(a_got == "abc");
   REQUIRE(FrameAllocator::live_frames() == frames_before);
 }
 
 TEST_CASE("cancel a joiner, then detach the joined task: it finishes and frees itself",
           "[runtime][cancel]") {
   const auto frames_before = FrameAllocator::live_frames();
-  bool a_finished = false;
+  bool a_after = false;
   bool joiner_after = false;
   bool joiner_cancelled = false;
   std::size_t live_before_wait = 0;
   std::size_t live_after_wait = 99;
+  std::string a_got;
   {
+    Pipe p;
     EventLoop loop;
     loop.run([&]() -> Task<void> {
-      auto a = coring::spawn(slow_value(20ms, 1, &a_finished), "joined");
+      auto a = coring::spawn(read_once(p.r, &a_after, &a_got), "joined");
       auto b = coring::spawn(join_other(&a, &joiner_after), "joiner");
-      co_await coring::yield_now();
-      co_await coring::yield_now();
+      co_await coring::sleep_for(2ms);
       b.cancel();
       try {
         co_await b;
@@ -487,15 +490,20 @@ TEST_CASE("cancel a joiner, then detach the joined task: it finishes and frees i
       }
       a.detach();
       live_before_wait = EventLoop::current()->scheduler().live_tasks();
-      co_await coring::sleep_for(60ms);
+      CHECK(write_str(p.w, "go"));
+      const TimePoint limit = Clock::now() + 5s;
+      while (EventLoop::current()->scheduler().live_tasks() > 1 && Clock::now() < limit) {
+        co_await coring::sleep_for(1ms);
+      }
       live_after_wait = EventLoop::current()->scheduler().live_tasks();
     }());
   }
   CHECK(joiner_cancelled);
   CHECK_FALSE(joiner_after);
-  CHECK(a_finished);
+  CHECK(a_after);
+  CHECK(a_got == "go");
   CHECK(live_before_wait == 2);  // this task and the detached one
-  CHECK(live_after_wait == 1);   // only this one
+  CHECK(live_after_wait == 1);   // only this one: the detached task ended
   REQUIRE(FrameAllocator::live_frames() == frames_before);
 }
 
@@ -657,16 +665,16 @@ TEST_CASE("with_timeout on a pending pipe read times out and cancels the read",
     loop.run([&]() -> Task<void> {
       std::array<char, 32> buf{};
       const TimePoint t0 = Clock::now();
-      r1 = co_await coring::with_timeout(20ms,
-                                         coring::async_read(p.r, std::as_writable_bytes(std::span(buf))));
+      r1 = co_await coring::with_timeout(
+          20ms, coring::async_read(p.r, std::as_writable_bytes(std::span(buf))));
       elapsed = Clock::now() - t0;
       in_flight_after = in_flight();
       CHECK(write_str(p.w, "late"));
       co_await coring::sleep_for(5ms);
       available = bytes_available(p.r);  // not swallowed by a stale read
       // With data ready, the same kind of read finishes within its timeout.
-      r2 = co_await coring::with_timeout(10s,
-                                         coring::async_read(p.r, std::as_writable_bytes(std::span(buf))));
+      r2 = co_await coring::with_timeout(
+          10s, coring::async_read(p.r, std::as_writable_bytes(std::span(buf))));
       if (r2 && r2->ok()) second.assign(buf.data(), r2->bytes());
     }());
   }
@@ -700,8 +708,8 @@ TEST_CASE("cancelling a task inside with_timeout throws Cancelled, not a timeout
       auto h = coring::spawn([](int fd, bool read, bool* timeout, bool* aft) -> Task<void> {
         std::array<char, 16> buf{};
         if (read) {
-          auto r = co_await coring::with_timeout(1h,
-                                                 coring::async_read(fd, std::as_writable_bytes(std::span(buf))));
+          auto r = co_await coring::with_timeout(
+              1h, coring::async_read(fd, std::as_writable_bytes(std::span(buf))));
           *timeout = !r.has_value();
         } else {
           *timeout = !co_await coring::with_timeout(1h, coring::sleep_for(1h));
@@ -799,8 +807,9 @@ TEST_CASE("destroying a loop with suspended tasks frees every frame and leaves n
         EventLoop loop(counting_options(counters));
         loop.run([&]() -> Task<void> {
           for (int i = 0; i < kReaders; ++i) {
-            kept.push_back(coring::spawn(read_once(pipes[static_cast<std::size_t>(i)]->r,
-                                                   &reader_flags[i], &got[static_cast<std::size_t>(i)])));
+            kept.push_back(
+                coring::spawn(read_once(pipes[static_cast<std::size_t>(i)]->r, &reader_flags[i],
+                                        &got[static_cast<std::size_t>(i)])));
           }
           for (bool& f : sleeper_flags) coring::spawn(sleep_then_flag(1h, &f)).detach();
           static bool chain_leaf_after = false;
@@ -809,9 +818,10 @@ TEST_CASE("destroying a loop with suspended tasks frees every frame and leaves n
           coring::spawn(join_other(&kept[0], &joiner_after)).detach();
           coring::spawn([](int fd) -> Task<void> {
             std::array<char, 8> buf{};
-            (void)co_await coring::with_timeout(1h,
-                                                coring::async_read(fd, std::as_writable_bytes(std::span(buf))));
-          }(pipes[kReaders]->r)).detach();
+            (void)co_await coring::with_timeout(
+                1h, coring::async_read(fd, std::as_writable_bytes(std::span(buf))));
+          }(pipes[kReaders]->r))
+              .detach();
           co_await coring::sleep_for(5ms);
           in_flight_before_shutdown = in_flight();
         }());

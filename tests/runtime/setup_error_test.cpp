@@ -33,9 +33,9 @@ std::size_t count_open_fds() {
 
 // The hooks are plain function pointers, so their behaviour is set through globals.
 struct HookState {
-  int fail_errno = 0;          // positive errno the fake returns
-  unsigned reject_flags = 0;   // fake_or_real: -EINVAL when any of these flags is asked for
-  int disabled = 0;            // what read_io_uring_disabled reports
+  int fail_errno = 0;         // positive errno the fake returns
+  unsigned reject_flags = 0;  // fake_or_real: -EINVAL when any of these flags is asked for
+  int disabled = 0;           // what read_io_uring_disabled reports
   int disabled_reads = 0;
   std::vector<unsigned> flags_seen;
   std::vector<unsigned> entries_seen;
@@ -43,7 +43,9 @@ struct HookState {
 };
 HookState g_hook;
 
-void reset_hook() { g_hook = HookState{}; }
+void reset_hook() {
+  g_hook = HookState{};
+}
 
 void record(unsigned entries, const io_uring_params* p) {
   g_hook.flags_seen.push_back(p->flags);
@@ -69,7 +71,9 @@ int read_disabled() {
   return g_hook.disabled;
 }
 
-bool contains(const std::string& s, const char* needle) { return s.find(needle) != std::string::npos; }
+bool contains(const std::string& s, const char* needle) {
+  return s.find(needle) != std::string::npos;
+}
 
 constexpr unsigned kDefer = IORING_SETUP_DEFER_TASKRUN;
 constexpr unsigned kCoop = IORING_SETUP_COOP_TASKRUN;
@@ -84,7 +88,8 @@ struct ErrorCase {
 
 Task<std::string> pipe_roundtrip(int rfd, int wfd) {
   const std::string msg = "fallback ring works";
-  coring::IoResult w = co_await coring::async_write(wfd, std::as_bytes(std::span(msg.data(), msg.size())));
+  coring::IoResult w =
+      co_await coring::async_write(wfd, std::as_bytes(std::span(msg.data(), msg.size())));
   if (w.res != static_cast<int>(msg.size())) co_return "short write";
   char buf[64] = {};
   coring::IoResult r = co_await coring::async_read(rfd, std::as_writable_bytes(std::span(buf)));
@@ -102,12 +107,16 @@ TEST_CASE("each set-up errno throws std::system_error naming the cause and the f
       ErrorCase{"EPERM, io_uring_disabled=2",
                 EPERM,
                 2,
-                {"EPERM", "kernel.io_uring_disabled=2", "sysctl", "sysctl -w kernel.io_uring_disabled=0"}},
+                {"EPERM", "kernel.io_uring_disabled=2", "sysctl",
+                 "sysctl -w kernel.io_uring_disabled=0"}},
       ErrorCase{"EPERM, io_uring_disabled=1",
                 EPERM,
                 1,
                 {"EPERM", "kernel.io_uring_disabled=1", "sysctl", "kernel.io_uring_group"}},
-      ErrorCase{"EPERM, io_uring_disabled=0 (seccomp)", EPERM, 0, {"EPERM", "seccomp", "io_uring_setup", "profile"}},
+      ErrorCase{"EPERM, io_uring_disabled=0 (seccomp)",
+                EPERM,
+                0,
+                {"EPERM", "seccomp", "io_uring_setup", "profile"}},
       ErrorCase{"EPERM, no sysctl (seccomp)", EPERM, -1, {"EPERM", "seccomp"}},
       ErrorCase{"ENOMEM", ENOMEM, 0, {"ENOMEM", "RLIMIT_MEMLOCK", "ulimit -l", "sq_entries"}},
       ErrorCase{"EMFILE", EMFILE, 0, {"file descriptors", "ulimit -n"}},

@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "coring/runtime/backend.hpp"
@@ -71,6 +72,8 @@ class EventLoop {
   void enter();
   void arm_wakeup();
   void drain_posted();
+  void drain_for_shutdown();
+  void wake_locked();  // requires post_mutex_
   static void on_wakeup(Completion* c, int res, std::uint32_t flags) noexcept;
 
   LoopOptions options_;
@@ -96,7 +99,8 @@ class EventLoop {
   std::uint64_t turns_ = 0;
   const detail::JoinHandleBase* run_target_ = nullptr;  // run(task): never block once it is done
   bool entered_ = false;
-  bool closed_ = false;  // guarded by post_mutex_
+  std::thread::id owner_;  // the thread that first ran the loop
+  bool closed_ = false;    // guarded by post_mutex_
 };
 
 class EventLoop::RunGuard {

@@ -121,7 +121,8 @@ class TaskScheduler {
 // The current thread's scheduler; throws std::logic_error outside one.
 inline TaskScheduler& current_scheduler() {
   TaskScheduler* s = detail::tls_current_scheduler;
-  if (s == nullptr) [[unlikely]] detail::throw_no_scheduler();
+  if (s == nullptr) [[unlikely]]
+    detail::throw_no_scheduler();
   return *s;
 }
 
