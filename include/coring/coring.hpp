@@ -2,3 +2,4 @@
 #pragma once
 
 #include "coring/runtime/runtime.hpp"
+#include "coring/sync/sync.hpp"

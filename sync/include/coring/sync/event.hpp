@@ -1,0 +1,52 @@
+// Event: the seed's threading.Event as a loop-local awaitable.
+//
+// - set(): the flag becomes true and every waiting task is woken (FIFO).
+// - clear(): the flag becomes false; later waits suspend again.
+// - co_await wait(): returns at once if set; otherwise suspends until set().
+//   Cancel-safe: a cancelled waiter unlinks itself and the co_await throws
+//   Cancelled. Waking is by scheduling, never inline: set() returns before any
+//   waiter runs.
+// Destroying an Event that tasks still wait on is reported (see WaitList).
+#pragma once
+
+#include "coring/sync/wait_list.hpp"
+
+namespace coring {
+
+class Event {
+ public:
+  explicit Event(bool initially_set = false) noexcept : set_(initially_set) {}
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+
+  void set() noexcept {
+    set_ = true;
+    waiters_.wake_all();
+  }
+  void clear() noexcept { set_ = false; }
+  [[nodiscard]] bool is_set() const noexcept { return set_; }
+  [[nodiscard]] std::size_t waiting() const noexcept { return waiters_.size(); }
+
+  class [[nodiscard]] WaitAwaiter {
+   public:
+    explicit WaitAwaiter(Event& e) noexcept : event_(e) {}
+    bool await_ready() const noexcept { return event_.set_; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+      return event_.waiters_.park(waiter_, h);
+    }
+    void await_resume() const { waiter_.check(); }
+
+   private:
+    Event& event_;
+    Waiter waiter_;
+  };
+
+  WaitAwaiter wait() noexcept { return WaitAwaiter{*this}; }
+
+ private:
+  WaitList waiters_{"Event"};
+  bool set_;
+};
+
+}  // namespace coring

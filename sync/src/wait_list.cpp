@@ -1,0 +1,19 @@
+#include "coring/sync/wait_list.hpp"
+
+#include <fmt/core.h>
+
+#include <cstdio>
+
+namespace coring {
+
+WaitList::~WaitList() {
+  if (head_ == nullptr) return;
+  fmt::print(stderr, "coring: {} destroyed while {} task(s) were waiting on it\n", what_, size_);
+  std::fflush(stderr);
+  while (Waiter* w = head_) {
+    w->broken_ = what_;
+    wake(*w);
+  }
+}
+
+}  // namespace coring
