@@ -205,11 +205,19 @@ void EventLoop::run_once(bool may_block) {
       const Duration zero{0};
       backend_->poll(&zero);
     }
-  } else if (auto next = timers_.next_deadline()) {
-    const Duration wait = std::max(Duration{0}, *next - Clock::now());
-    backend_->poll(&wait);
   } else {
-    backend_->poll(nullptr);
+    const TimePoint now = Clock::now();
+    if (now - last_frame_trim_ >= std::chrono::seconds(1)) {
+      // Idle: give back frames a burst left cached beyond the steady-state limit.
+      FrameAllocator::trim_to_limit();
+      last_frame_trim_ = now;
+    }
+    if (auto next = timers_.next_deadline()) {
+      const Duration wait = std::max(Duration{0}, *next - now);
+      backend_->poll(&wait);
+    } else {
+      backend_->poll(nullptr);
+    }
   }
   if (!timers_.empty()) timers_.expire(Clock::now());
 }

@@ -23,20 +23,26 @@ struct FreeBlock {
 struct ThreadCache {
   FreeBlock* lists[kClasses] = {};
   std::size_t cached_bytes = 0;
-  std::size_t limit = 16u << 20;
+  std::size_t limit = std::size_t{16} << 20;       // kept after an idle trim
+  std::size_t burst_limit = std::size_t{1} << 30;  // never cached beyond this
   std::int64_t live = 0;
   std::uint64_t allocations = 0;
   std::uint64_t from_cache = 0;
 
-  void release_all() noexcept {
-    for (std::size_t c = 0; c < kClasses; ++c) {
-      while (FreeBlock* b = lists[c]) {
+  // Frees cached blocks, largest classes first, until at most `keep` bytes stay.
+  void release_down_to(std::size_t keep) noexcept {
+    for (std::size_t c = kClasses; c-- > 0 && cached_bytes > keep;) {
+      const std::size_t bytes = (c + 1) * kGranule;
+      while (cached_bytes > keep) {
+        FreeBlock* b = lists[c];
+        if (b == nullptr) break;
         lists[c] = b->next;
+        cached_bytes -= bytes;
         std::free(b);
       }
     }
-    cached_bytes = 0;
   }
+  void release_all() noexcept { release_down_to(0); }
   ~ThreadCache() { release_all(); }
 };
 
@@ -78,7 +84,9 @@ void FrameAllocator::deallocate(void* p, std::size_t size) noexcept {
   if (size <= kMaxCached) {
     const std::size_t c = class_of(size);
     const std::size_t bytes = (c + 1) * kGranule;
-    if (tc.cached_bytes + bytes <= tc.limit) {
+    // Every block this thread frees was part of its footprint, so caching it
+    // never grows the footprint past its peak; burst_limit caps even that.
+    if (tc.cached_bytes + bytes <= tc.burst_limit) {
       auto* b = static_cast<FreeBlock*>(p);
       b->next = tc.lists[c];
       tc.lists[c] = b;
@@ -104,7 +112,16 @@ std::int64_t FrameAllocator::live_frames() noexcept {
 
 void FrameAllocator::set_cache_limit(std::size_t bytes) noexcept {
   tls_cache.limit = bytes;
-  if (tls_cache.cached_bytes > bytes) trim();
+  if (tls_cache.cached_bytes > bytes) tls_cache.release_down_to(bytes);
+}
+
+void FrameAllocator::set_burst_limit(std::size_t bytes) noexcept {
+  tls_cache.burst_limit = bytes;
+  if (tls_cache.cached_bytes > bytes) tls_cache.release_down_to(bytes);
+}
+
+void FrameAllocator::trim_to_limit() noexcept {
+  if (tls_cache.cached_bytes > tls_cache.limit) tls_cache.release_down_to(tls_cache.limit);
 }
 
 void FrameAllocator::trim() noexcept {

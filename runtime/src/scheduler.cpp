@@ -59,6 +59,7 @@ std::coroutine_handle<> PromiseBase::on_final(std::coroutine_handle<> self) noex
     return continuation_;
   }
   done_ = true;
+  root_ctx_.destroy_locals();  // a task's TaskLocal values die when it ends
   scheduler_->forget(*this);
   if (continuation_) return std::exchange(continuation_, {});
   if (handle_ == nullptr) {
@@ -75,13 +76,12 @@ void JoinHandleBase::release() noexcept {
     if (!observed_ && promise_->failed() && !promise_->has_exception_of_cancel()) {
       report_unobserved(*promise_, "unjoined");
     }
-    frame_.destroy();
+    std::coroutine_handle<>::from_address(promise_->frame_).destroy();
   } else {
     promise_->handle_ = nullptr;  // detach: the task frees itself when it ends
     promise_->continuation_ = {};
   }
   promise_ = nullptr;
-  frame_ = {};
 }
 
 }  // namespace detail

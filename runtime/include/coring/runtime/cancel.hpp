@@ -13,6 +13,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <type_traits>
 
@@ -31,8 +32,23 @@ struct CancelSlot {
   void (*on_cancel)(CancelSlot* self) noexcept = nullptr;
 };
 
+namespace detail {
+// One TaskLocal value of one task (see sync/task_local.hpp): a node of the
+// context's intrusive list, type-erased; `destroy` deletes the whole node.
+struct TaskLocalSlot {
+  TaskLocalSlot* next = nullptr;
+  std::uint64_t key = 0;
+  void (*destroy)(TaskLocalSlot* self) noexcept = nullptr;
+};
+}  // namespace detail
+
 class TaskContext {
  public:
+  TaskContext() noexcept = default;
+  TaskContext(const TaskContext&) = delete;
+  TaskContext& operator=(const TaskContext&) = delete;
+  ~TaskContext() { destroy_locals(); }
+
   [[nodiscard]] bool cancel_requested() const noexcept { return cancelled_; }
 
   // Idempotent. Interrupts the operation the task is suspended on, if any.
@@ -56,8 +72,29 @@ class TaskContext {
     if (slot_ == s) slot_ = nullptr;
   }
 
+  // ---- TaskLocal storage (used by sync/task_local.hpp) ----
+  // A root task's context owns the TaskLocal values of that task. A nested
+  // context (with_timeout's) shares the storage of the context it runs in, so
+  // code inside a with_timeout sees the same values as the code around it.
+  void share_locals_of(TaskContext* outer) noexcept { locals_outer_ = outer; }
+  [[nodiscard]] detail::TaskLocalSlot*& local_slots() noexcept {
+    TaskContext* c = this;
+    while (c->locals_outer_ != nullptr) c = c->locals_outer_;
+    return c->locals_;
+  }
+  // Destroys this context's values (most recent first). Called when a root task
+  // ends and by the destructor; costs one null check for a task without any.
+  void destroy_locals() noexcept {
+    while (detail::TaskLocalSlot* s = locals_) {
+      locals_ = s->next;
+      s->destroy(s);
+    }
+  }
+
  private:
   CancelSlot* slot_ = nullptr;
+  detail::TaskLocalSlot* locals_ = nullptr;  // this context's TaskLocal values
+  TaskContext* locals_outer_ = nullptr;      // nested contexts: whose values they use
   bool cancelled_ = false;
 };
 

@@ -97,6 +97,7 @@ class EventLoop {
   std::atomic<std::uint64_t> wakeups_sent_{0};
   std::uint64_t post_drains_ = 0;
   std::uint64_t turns_ = 0;
+  TimePoint last_frame_trim_{};
   const detail::JoinHandleBase* run_target_ = nullptr;  // run(task): never block once it is done
   bool entered_ = false;
   std::thread::id owner_;  // the thread that first ran the loop

@@ -4,8 +4,15 @@
 // free list of blocks this thread freed, so a steady-state program allocates no
 // frame from malloc. Blocks are individual malloc blocks, so a frame allocated on
 // one thread and freed on another is still correct (it joins the freeing
-// thread's cache). The cache is bounded (cache_limit bytes per thread); beyond it
-// blocks go back to malloc. Under AddressSanitizer the cache is bypassed so that a
+// thread's cache).
+//
+// Retention policy. A burst (a million tasks spawned at once) frees its frames
+// into the cache, so the next burst reuses them instead of paying malloc and the
+// kernel's page faults again: the cache holds at most the thread's own peak of
+// frame memory, and never more than burst_limit (1 GiB by default). When an
+// EventLoop goes idle (about to wait for I/O or a timer), it trims the cache
+// back to cache_limit (16 MiB by default), at most once a second. trim() gives
+// everything back. Under AddressSanitizer the cache is bypassed so that a
 // use-after-free of a frame is still caught.
 #pragma once
 
@@ -31,8 +38,13 @@ class FrameAllocator {
   static FrameAllocatorStats stats() noexcept;
   static std::int64_t live_frames() noexcept;
 
-  // Bytes each thread may keep cached (default 16 MiB). Applies to the calling thread.
+  // Bytes the calling thread keeps cached after an idle trim (default 16 MiB).
   static void set_cache_limit(std::size_t bytes) noexcept;
+  // Bytes the calling thread may ever keep cached (default 1 GiB).
+  static void set_burst_limit(std::size_t bytes) noexcept;
+  // Returns cached blocks of the calling thread to malloc until at most
+  // cache_limit bytes stay cached. Cheap when already under the limit.
+  static void trim_to_limit() noexcept;
   // Returns every cached block of the calling thread to malloc.
   static void trim() noexcept;
 };

@@ -35,10 +35,7 @@ class JoinHandleBase {
 
  protected:
   JoinHandleBase() noexcept = default;
-  JoinHandleBase(PromiseBase* p, std::coroutine_handle<> frame) noexcept
-      : promise_(p), frame_(frame) {
-    p->handle_ = this;
-  }
+  explicit JoinHandleBase(PromiseBase* p) noexcept : promise_(p) { p->handle_ = this; }
   JoinHandleBase(JoinHandleBase&& o) noexcept { steal(o); }
   JoinHandleBase& operator=(JoinHandleBase&& o) noexcept {
     if (this != &o) {
@@ -52,7 +49,6 @@ class JoinHandleBase {
   void release() noexcept;
   void steal(JoinHandleBase& o) noexcept {
     promise_ = std::exchange(o.promise_, nullptr);
-    frame_ = std::exchange(o.frame_, {});
     abandoned_ = std::exchange(o.abandoned_, false);
     observed_ = std::exchange(o.observed_, false);
     if (promise_ != nullptr) promise_->handle_ = this;
@@ -63,7 +59,6 @@ class JoinHandleBase {
   // Called by the scheduler when it frees an unfinished task at shutdown.
   void abandon() noexcept {
     promise_ = nullptr;
-    frame_ = {};
     abandoned_ = true;
   }
   void set_joiner(std::coroutine_handle<> h) noexcept { promise_->continuation_ = h; }
@@ -74,10 +69,9 @@ class JoinHandleBase {
     return promise_ != nullptr ? promise_->scheduler_ : nullptr;
   }
 
-  PromiseBase* promise_ = nullptr;
-  std::coroutine_handle<> frame_;
-  bool abandoned_ = false;  // freed by scheduler shutdown before it finished
-  bool observed_ = false;   // the result was taken
+  PromiseBase* promise_ = nullptr;  // the root's promise; its frame is promise_->frame_
+  bool abandoned_ = false;          // freed by scheduler shutdown before it finished
+  bool observed_ = false;           // the result was taken
 };
 
 }  // namespace detail
@@ -149,11 +143,15 @@ class [[nodiscard]] JoinHandle : public detail::JoinHandleBase {
  private:
   friend class TaskScheduler;
   JoinHandle(std::coroutine_handle<detail::TaskPromise<T>> h) noexcept
-      : JoinHandleBase(&h.promise(), h) {}
+      : JoinHandleBase(&h.promise()) {}
   std::coroutine_handle<detail::TaskPromise<T>> typed() const noexcept {
-    return std::coroutine_handle<detail::TaskPromise<T>>::from_address(frame_.address());
+    return std::coroutine_handle<detail::TaskPromise<T>>::from_promise(
+        static_cast<detail::TaskPromise<T>&>(*promise_));
   }
 };
+
+// Two words: arrays and vectors of handles (a fan-out) stay compact.
+static_assert(sizeof(JoinHandle<int>) == 2 * sizeof(void*));
 
 template <class T>
 JoinHandle<T> TaskScheduler::spawn(Task<T> task, std::string_view name) {
