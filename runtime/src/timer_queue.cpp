@@ -4,30 +4,28 @@ namespace coring {
 
 void TimerQueue::add(TimerNode* n) {
   n->seq = next_seq_++;
-  heap_.push_back(n);
-  n->heap_index = heap_.size() - 1;
-  sift_up(n->heap_index);
+  heap_.push_back(Entry{n->deadline, n->seq, n});
+  sift_up(heap_.size() - 1, heap_.back());
 }
 
 void TimerQueue::remove(TimerNode* n) noexcept {
   if (!n->armed()) return;
   const std::size_t i = n->heap_index;
   n->heap_index = TimerNode::kNotArmed;
-  TimerNode* last = heap_.back();
+  const Entry last = heap_.back();
   heap_.pop_back();
-  if (last == n) return;
-  place(i, last);
-  if (i > 0 && before(last, heap_[(i - 1) / 2])) {
-    sift_up(i);
+  if (i == heap_.size()) return;  // it was the last entry
+  if (i > 0 && before(last, heap_[(i - 1) / kArity])) {
+    sift_up(i, last);
   } else {
-    sift_down(i);
+    sift_down(i, last);
   }
 }
 
 std::size_t TimerQueue::expire(TimePoint now) {
   std::size_t fired = 0;
-  while (!heap_.empty() && heap_.front()->deadline <= now) {
-    TimerNode* n = heap_.front();
+  while (!heap_.empty() && heap_.front().deadline <= now) {
+    TimerNode* n = heap_.front().node;
     remove(n);
     n->on_fire(n);
     ++fired;
@@ -35,29 +33,33 @@ std::size_t TimerQueue::expire(TimePoint now) {
   return fired;
 }
 
-void TimerQueue::sift_up(std::size_t i) noexcept {
-  TimerNode* n = heap_[i];
+// Moves the hole at `i` up until `e` fits, then puts `e` there.
+void TimerQueue::sift_up(std::size_t i, Entry e) noexcept {
   while (i > 0) {
-    const std::size_t parent = (i - 1) / 2;
-    if (!before(n, heap_[parent])) break;
+    const std::size_t parent = (i - 1) / kArity;
+    if (!before(e, heap_[parent])) break;
     place(i, heap_[parent]);
     i = parent;
   }
-  place(i, n);
+  place(i, e);
 }
 
-void TimerQueue::sift_down(std::size_t i) noexcept {
-  TimerNode* n = heap_[i];
+// Moves the hole at `i` down until `e` fits, then puts `e` there.
+void TimerQueue::sift_down(std::size_t i, Entry e) noexcept {
   const std::size_t size = heap_.size();
   for (;;) {
-    std::size_t child = 2 * i + 1;
-    if (child >= size) break;
-    if (child + 1 < size && before(heap_[child + 1], heap_[child])) ++child;
-    if (!before(heap_[child], n)) break;
-    place(i, heap_[child]);
-    i = child;
+    const std::size_t first = kArity * i + 1;
+    if (first >= size) break;
+    const std::size_t last = first + kArity < size ? first + kArity : size;
+    std::size_t best = first;
+    for (std::size_t c = first + 1; c < last; ++c) {
+      if (before(heap_[c], heap_[best])) best = c;
+    }
+    if (!before(heap_[best], e)) break;
+    place(i, heap_[best]);
+    i = best;
   }
-  place(i, n);
+  place(i, e);
 }
 
 }  // namespace coring

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <coring/coring.hpp>
 
+#if !defined(__SANITIZE_ADDRESS__)  // ASan builds bypass the cache on purpose
+
 using coring::FrameAllocator;
 using coring::Task;
 
@@ -31,7 +33,6 @@ long run_burst(int n) {
 
 }  // namespace
 
-#if !defined(__SANITIZE_ADDRESS__)  // ASan builds bypass the cache on purpose
 TEST_CASE("a burst's frames are kept for the next burst, beyond the idle limit",
           "[runtime][frames]") {
   FrameAllocator::trim();

@@ -1,10 +1,13 @@
-// TimerQueue: one binary min-heap of intrusive timer nodes per loop.
+// TimerQueue: one 4-ary min-heap of timers per loop.
 //
 // A node lives inside the awaitable that armed it (so inside a coroutine frame):
-// arming and cancelling allocate nothing once the heap's vector has grown. Each
-// node knows its heap index, so cancelling is O(log n). Equal deadlines fire in
-// the order they were armed. The loop passes the nearest deadline to the kernel
-// as the wait's timeout: no SQE per timer.
+// arming and cancelling allocate nothing once the heap's vector has grown. The
+// heap entries carry a copy of the deadline and sequence number, so sifting
+// compares entries in one contiguous array instead of visiting a coroutine frame
+// per comparison; a node is touched only to record its index when it moves,
+// which makes cancelling O(log n). Equal deadlines fire in the order they were
+// armed. The loop passes the nearest deadline to the kernel as the wait's
+// timeout: no SQE per timer.
 #pragma once
 
 #include <cstddef>
@@ -37,23 +40,29 @@ class TimerQueue {
   std::size_t expire(TimePoint now);
   [[nodiscard]] std::optional<TimePoint> next_deadline() const noexcept {
     if (heap_.empty()) return std::nullopt;
-    return heap_.front()->deadline;
+    return heap_.front().deadline;
   }
   [[nodiscard]] std::size_t size() const noexcept { return heap_.size(); }
   [[nodiscard]] bool empty() const noexcept { return heap_.empty(); }
 
  private:
-  static bool before(const TimerNode* a, const TimerNode* b) noexcept {
-    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+  struct Entry {
+    TimePoint deadline;
+    std::uint64_t seq;
+    TimerNode* node;
+  };
+  static constexpr std::size_t kArity = 4;
+  static bool before(const Entry& a, const Entry& b) noexcept {
+    return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq < b.seq);
   }
-  void sift_up(std::size_t i) noexcept;
-  void sift_down(std::size_t i) noexcept;
-  void place(std::size_t i, TimerNode* n) noexcept {
-    heap_[i] = n;
-    n->heap_index = i;
+  void sift_up(std::size_t i, Entry e) noexcept;
+  void sift_down(std::size_t i, Entry e) noexcept;
+  void place(std::size_t i, const Entry& e) noexcept {
+    heap_[i] = e;
+    e.node->heap_index = i;
   }
 
-  std::vector<TimerNode*> heap_;
+  std::vector<Entry> heap_;
   std::uint64_t next_seq_ = 0;
 };
 
