@@ -83,17 +83,20 @@ void run_skynet(benchmark::State& state, RunOnce&& run_once) {
     const std::uint64_t sum = run_once(leaves);
     ns += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
     if (sum != expected) {
-      state.SkipWithError(("wrong sum " + std::to_string(sum) + ", expected " + std::to_string(expected)).c_str());
+      state.SkipWithError(
+          ("wrong sum " + std::to_string(sum) + ", expected " + std::to_string(expected)).c_str());
       break;
     }
   }
   const rusage ru = usage();
   const auto iters = static_cast<double>(state.iterations());
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(tasks));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(tasks));
   state.counters["tasks"] = static_cast<double>(tasks);
   state.counters["ns_per_task"] = ns / (iters * static_cast<double>(tasks));
   state.counters["maxrss_MiB"] = static_cast<double>(ru.ru_maxrss) / 1024.0;
-  state.counters["minflt_per_task"] = static_cast<double>(ru.ru_minflt - flt0) / (iters * static_cast<double>(tasks));
+  state.counters["minflt_per_task"] =
+      static_cast<double>(ru.ru_minflt - flt0) / (iters * static_cast<double>(tasks));
   state.counters["frame_bytes"] = frame_bytes();
 }
 
@@ -127,7 +130,12 @@ void BM_SkynetNoTrim(benchmark::State& state) {
   run_skynet(state, [&](std::uint64_t leaves) { return skynet_standalone(sched, leaves); });
 }
 
-BENCHMARK(BM_Skynet)->Arg(10'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Skynet)
+    ->Arg(10'000)
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_SkynetEventLoop)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SkynetFrameCache)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SkynetNoTrim)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -53,7 +53,9 @@ void measure_timers(benchmark::State& state, F&& body) {
 // ---------------------------------------------------------------------------
 // End to end on an EventLoop.
 
-coring::Task<void> nothing() { co_return; }
+coring::Task<void> nothing() {
+  co_return;
+}
 
 coring::Task<void> spawn_join(std::size_t n) {
   std::vector<coring::JoinHandle<void>> handles;
@@ -71,7 +73,9 @@ void BM_SpawnJoin(benchmark::State& state) {
   });
 }
 
-coring::Task<void> sleeper(coring::Duration d) { co_await coring::sleep_for(d); }
+coring::Task<void> sleeper(coring::Duration d) {
+  co_await coring::sleep_for(d);
+}
 
 coring::Task<void> spawn_sleepers(const std::vector<coring::Duration>& durations) {
   std::vector<coring::JoinHandle<void>> handles;
@@ -131,7 +135,9 @@ void BM_SleepCancel(benchmark::State& state) {
 // The raw TimerQueue.
 
 std::size_t g_fired = 0;
-void count_fire(coring::TimerNode*) noexcept { ++g_fired; }
+void count_fire(coring::TimerNode*) noexcept {
+  ++g_fired;
+}
 
 std::vector<coring::TimerNode> make_nodes(std::size_t n, coring::TimePoint base) {
   const auto durations = random_durations(n, 100us);
@@ -181,8 +187,16 @@ void BM_TimerQueueAddRemove(benchmark::State& state) {
 BENCHMARK(BM_SpawnJoin)->Arg(10'000)->Arg(100'000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SleepFor)->Arg(10'000)->Arg(100'000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SleepCancel)->Arg(10'000)->Arg(100'000)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_TimerQueueAddExpire)->Arg(10'000)->Arg(100'000)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_TimerQueueAddRemove)->Arg(10'000)->Arg(100'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_TimerQueueAddExpire)
+    ->Arg(10'000)
+    ->Arg(100'000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_TimerQueueAddRemove)
+    ->Arg(10'000)
+    ->Arg(100'000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -156,7 +156,11 @@ void BM_EventLoopYield(benchmark::State& state) {
 
 BENCHMARK(BM_DequeYield)->Arg(100)->Arg(10'000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_CoringYield)->Arg(100)->Arg(10'000)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_SchedulerRawYield)->Arg(100)->Arg(10'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SchedulerRawYield)
+    ->Arg(100)
+    ->Arg(10'000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_EventLoopYield)->Arg(100)->Arg(10'000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

@@ -91,3 +91,20 @@ TEST_CASE("destroying an event with waiters is reported, not undefined", "[sync]
   };
   CHECK_THAT(coring::run(body()), Catch::Contains("Event destroyed while tasks were waiting"));
 }
+
+TEST_CASE("with_timeout around an event wait times out, then sees the event", "[sync][event]") {
+  auto body = []() -> Task<int> {
+    Event ev;
+    const bool first = co_await coring::with_timeout(std::chrono::milliseconds(5), ev.wait());
+    CHECK_FALSE(first);
+    CHECK(ev.waiting() == 0);  // the timed-out waiter unlinked itself
+    auto setter = coring::spawn([](Event& e) -> Task<void> {
+      co_await coring::sleep_for(std::chrono::milliseconds(1));
+      e.set();
+    }(ev));
+    const bool second = co_await coring::with_timeout(std::chrono::seconds(10), ev.wait());
+    co_await setter;
+    co_return second ? 1 : 0;
+  };
+  CHECK(coring::run(body()) == 1);
+}

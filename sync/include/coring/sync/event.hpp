@@ -30,6 +30,8 @@ class Event {
   class [[nodiscard]] WaitAwaiter {
    public:
     explicit WaitAwaiter(Event& e) noexcept : event_(e) {}
+    // Movable only before it is awaited (as when passed to with_timeout).
+    WaitAwaiter(WaitAwaiter&& o) noexcept : event_(o.event_) {}
     bool await_ready() const noexcept { return event_.set_; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {

@@ -1,0 +1,242 @@
+// Mutex: the seed's threading.Lock as a loop-local awaitable, with RAII guards
+// and a lock-order checker.
+//
+// State: `locked_`, and a FIFO line of waiting tasks. Invariant: if anybody
+// waits, the mutex is locked (unlock() hands it over rather than freeing it).
+//
+// - co_await lock(): returns a MutexGuard. Takes the mutex at once (without
+//   suspending) if it is free; otherwise suspends at the back of the line.
+// - try_lock(): a guard if the mutex is free, std::nullopt otherwise. Never
+//   waits, so it never barges past a waiter either.
+// - unlock() (or the guard's destructor / MutexGuard::unlock()): hands the
+//   mutex straight to the oldest waiter (recorded in its awaiter, then the
+//   waiter is scheduled), or frees it if nobody waits.
+// Cancel-safe: a waiter cancelled (or timed out by with_timeout) unlinks itself
+// and its co_await throws Cancelled, owning nothing; the others carry on. A
+// waiter that was handed the mutex and is cancelled before it runs still gets
+// its guard (and releases it when Cancelled later unwinds it).
+// Destroying a Mutex that tasks still wait on is reported (see WaitList).
+//
+// Lock-order checking (the seed's acquire() with "Lock Order Violation").
+// All mutexes of a thread have one global order: their address. A task that
+// holds some mutexes may only lock one that comes after all of them; locking one
+// that comes earlier (or one it already holds) is the nesting that can deadlock
+// with a task nesting the other way, and the co_await throws LockOrderViolation
+// naming both mutexes, before waiting. lock_all() (lock_all.hpp) takes a set in
+// this order. Checking is on by default when the sync library is built without
+// NDEBUG, and set_lock_order_checking() switches it for the whole process.
+//
+// Implementation notes for the checker. "Per task" means per TaskContext (the
+// context of the spawned task; a with_timeout nests its own). Each thread keeps
+// a map from context to the mutexes that context holds through tracked guards;
+// a lock() looks up its own context (O(1), then O(locks this task holds)), a
+// guard's release removes its mutex. A context's entry is kept when it empties,
+// so in steady state nothing is allocated; frame addresses are recycled, so the
+// keys stay few, and empty entries are swept once they outnumber the live ones
+// four to one. try_lock() never waits, so it cannot be the waiting side of a
+// deadlock cycle; it has no task context at hand, so its guards are not
+// tracked. A lock taken inside with_timeout is tracked under the timeout's
+// nested context. Switched off, a lock costs one relaxed atomic load more.
+#pragma once
+
+#include <atomic>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "coring/sync/wait_list.hpp"
+
+namespace coring {
+
+class Mutex;
+class Condition;
+
+// A nested acquisition that breaks the global lock order (see above).
+class LockOrderViolation : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+namespace detail {
+extern std::atomic<bool> lock_order_checking_enabled;
+// The highest-ordered mutex `ctx` holds that `m` does not come after, or null.
+const Mutex* lock_order_conflict(const TaskContext* ctx, const Mutex* m) noexcept;
+void lock_order_track(const TaskContext* ctx, const Mutex* m);
+void lock_order_untrack(const TaskContext* ctx, const Mutex* m) noexcept;
+[[noreturn]] void throw_lock_order_violation(const Mutex& held, const Mutex& wanted);
+}  // namespace detail
+
+inline void set_lock_order_checking(bool on) noexcept {
+  detail::lock_order_checking_enabled.store(on, std::memory_order_relaxed);
+}
+[[nodiscard]] inline bool lock_order_checking() noexcept {
+  return detail::lock_order_checking_enabled.load(std::memory_order_relaxed);
+}
+
+// Owns a locked Mutex; unlocks it when destroyed. Move-only.
+class MutexGuard {
+ public:
+  MutexGuard() noexcept = default;
+  MutexGuard(MutexGuard&& o) noexcept
+      : mutex_(std::exchange(o.mutex_, nullptr)), ctx_(std::exchange(o.ctx_, nullptr)) {}
+  MutexGuard& operator=(MutexGuard&& o) noexcept {
+    if (this != &o) {
+      unlock();
+      mutex_ = std::exchange(o.mutex_, nullptr);
+      ctx_ = std::exchange(o.ctx_, nullptr);
+    }
+    return *this;
+  }
+  MutexGuard(const MutexGuard&) = delete;
+  MutexGuard& operator=(const MutexGuard&) = delete;
+  ~MutexGuard() { unlock(); }
+
+  // Unlocks now; idempotent.
+  inline void unlock() noexcept;
+  // Stops owning the mutex without unlocking it (call Mutex::unlock() later).
+  inline Mutex* release() noexcept;
+  [[nodiscard]] bool owns_lock() const noexcept { return mutex_ != nullptr; }
+  explicit operator bool() const noexcept { return owns_lock(); }
+  [[nodiscard]] Mutex* mutex() const noexcept { return mutex_; }
+
+ private:
+  friend class Mutex;
+  friend class Condition;
+  // `ctx` is non-null when the lock-order checker tracks this guard.
+  MutexGuard(Mutex& m, const TaskContext* ctx) noexcept : mutex_(&m), ctx_(ctx) {}
+
+  Mutex* mutex_ = nullptr;
+  const TaskContext* ctx_ = nullptr;
+};
+
+class Mutex {
+  // A waiter that records whether the mutex was handed to it.
+  struct Slot : Waiter {
+    bool granted = false;
+  };
+
+ public:
+  // `name` (a string that outlives the mutex) appears in error messages.
+  explicit Mutex(const char* name = nullptr) noexcept : name_(name) {}
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  [[nodiscard]] bool locked() const noexcept { return locked_; }
+  [[nodiscard]] std::size_t waiting() const noexcept { return waiters_.size(); }
+  [[nodiscard]] const char* name() const noexcept { return name_; }
+  // The name, or "Mutex@<address>" when unnamed.
+  [[nodiscard]] std::string describe() const;
+
+  [[nodiscard]] std::optional<MutexGuard> try_lock() noexcept {
+    if (locked_) return std::nullopt;
+    locked_ = true;
+    return MutexGuard(*this, nullptr);
+  }
+
+  // Unlocks a mutex locked through a released guard. Throws std::logic_error if
+  // the mutex is not locked.
+  void unlock() {
+    if (!locked_) throw_not_locked();
+    unlock_unchecked();
+  }
+
+  class [[nodiscard]] LockAwaiter {
+   public:
+    explicit LockAwaiter(Mutex& m) noexcept : mutex_(m) {}
+    // Movable only before it is awaited (as when passed to with_timeout).
+    LockAwaiter(LockAwaiter&& o) noexcept : mutex_(o.mutex_) {}
+    LockAwaiter& operator=(LockAwaiter&&) = delete;
+    // The check needs the task's context, so the fast path is in await_suspend
+    // (returning false resumes at once, without the scheduler).
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+      TaskContext* ctx = context_of(h);
+      if (ctx != nullptr && lock_order_checking()) {
+        conflict_ = detail::lock_order_conflict(ctx, &mutex_);
+        if (conflict_ != nullptr) return false;
+        ctx_ = ctx;
+      }
+      if (!mutex_.locked_) {
+        mutex_.locked_ = true;
+        slot_.granted = true;
+        return false;
+      }
+      return mutex_.waiters_.park(slot_, h);
+    }
+    MutexGuard await_resume() {
+      slot_.check();
+      if (conflict_ != nullptr) detail::throw_lock_order_violation(*conflict_, mutex_);
+      MutexGuard g(mutex_, nullptr);
+      if (ctx_ != nullptr) {
+        detail::lock_order_track(ctx_, &mutex_);  // may throw: g then unlocks
+        g.ctx_ = ctx_;
+      }
+      return g;
+    }
+
+   private:
+    Mutex& mutex_;
+    Slot slot_;
+    const TaskContext* ctx_ = nullptr;
+    const Mutex* conflict_ = nullptr;
+  };
+
+  LockAwaiter lock() noexcept { return LockAwaiter{*this}; }
+
+ private:
+  friend class MutexGuard;
+  friend class Condition;
+
+  void unlock_unchecked() noexcept {
+    if (Waiter* w = waiters_.front()) {
+      static_cast<Slot*>(w)->granted = true;  // stays locked: handed over
+      waiters_.wake(*w);
+    } else {
+      locked_ = false;
+    }
+  }
+  [[noreturn]] void throw_not_locked() const;
+
+  // Re-takes the mutex for a guard that already owns it on paper (Condition):
+  // no order check, and not cancellable, so the guard holds the lock again
+  // whatever happens to the task meanwhile.
+  class [[nodiscard]] RelockAwaiter {
+   public:
+    explicit RelockAwaiter(Mutex& m) noexcept : mutex_(m) {}
+    bool await_ready() noexcept {
+      if (mutex_.locked_) return false;
+      mutex_.locked_ = true;
+      return true;
+    }
+    bool await_suspend(std::coroutine_handle<> h) {
+      return mutex_.waiters_.park(slot_, h);  // a type-erased handle arms no cancel slot
+    }
+    void await_resume() const { slot_.check(); }
+
+   private:
+    Mutex& mutex_;
+    Slot slot_;
+  };
+  RelockAwaiter relock() noexcept { return RelockAwaiter{*this}; }
+
+  WaitList waiters_{"Mutex"};
+  const char* name_;
+  bool locked_ = false;
+};
+
+inline void MutexGuard::unlock() noexcept {
+  if (Mutex* m = std::exchange(mutex_, nullptr)) {
+    if (const TaskContext* ctx = std::exchange(ctx_, nullptr)) detail::lock_order_untrack(ctx, m);
+    m->unlock_unchecked();
+  }
+}
+
+inline Mutex* MutexGuard::release() noexcept {
+  if (const TaskContext* ctx = std::exchange(ctx_, nullptr))
+    detail::lock_order_untrack(ctx, mutex_);
+  return std::exchange(mutex_, nullptr);
+}
+
+}  // namespace coring
