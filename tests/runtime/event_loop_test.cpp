@@ -40,64 +40,11 @@ using coring::RingMode;
 using coring::Task;
 using coring::TimePoint;
 
+#include "support/test_support.hpp"
+
+using namespace coring_test;
+
 namespace {
-
-std::size_t count_open_fds() {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-  return n;
-}
-
-struct Pipe {
-  int r = -1;
-  int w = -1;
-  Pipe() {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    r = fds[0];
-    w = fds[1];
-  }
-  ~Pipe() {
-    if (r >= 0) ::close(r);
-    if (w >= 0) ::close(w);
-  }
-  Pipe(const Pipe&) = delete;
-  Pipe& operator=(const Pipe&) = delete;
-};
-
-// Redirects fd 2 to a temporary file while alive.
-class StderrCapture {
- public:
-  StderrCapture() {
-    std::fflush(stderr);
-    char path[] = "/tmp/coring_loop_stderr_XXXXXX";
-    file_ = ::mkstemp(path);
-    ::unlink(path);
-    saved_ = ::dup(2);
-    ::dup2(file_, 2);
-  }
-  ~StderrCapture() { finish(); }
-  StderrCapture(const StderrCapture&) = delete;
-  StderrCapture& operator=(const StderrCapture&) = delete;
-  std::string finish() {
-    if (saved_ < 0) return text_;
-    std::fflush(stderr);
-    ::dup2(saved_, 2);
-    ::close(saved_);
-    saved_ = -1;
-    ::lseek(file_, 0, SEEK_SET);
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(file_, buf, sizeof buf)) > 0) text_.append(buf, static_cast<std::size_t>(n));
-    ::close(file_);
-    return text_;
-  }
-
- private:
-  int file_ = -1;
-  int saved_ = -1;
-  std::string text_;
-};
 
 // Runs `body` in a forked child so that a crash (std::terminate, abort) fails
 // one test instead of killing the test binary. Returns the wait status; the

@@ -23,13 +23,11 @@ using coring::RingMode;
 using coring::Task;
 using coring::UringSyscalls;
 
-namespace {
+#include "support/test_support.hpp"
 
-std::size_t count_open_fds() {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-  return n;
-}
+using namespace coring_test;
+
+namespace {
 
 // The hooks are plain function pointers, so their behaviour is set through globals.
 struct HookState {

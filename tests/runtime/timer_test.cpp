@@ -24,58 +24,11 @@ using coring::JoinHandle;
 using coring::Task;
 using coring::TimePoint;
 
+#include "support/test_support.hpp"
+
+using namespace coring_test;
+
 namespace {
-
-std::size_t count_open_fds() {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-  return n;
-}
-
-// Forwards to the real io_uring backend and counts what the loop asks of it.
-struct BackendCounters {
-  std::atomic<std::uint64_t> starts{0};
-  std::atomic<std::uint64_t> cancels{0};
-  std::atomic<std::uint64_t> polls{0};
-};
-
-class CountingBackend final : public coring::Backend {
- public:
-  CountingBackend(std::unique_ptr<coring::Backend> inner, std::shared_ptr<BackendCounters> c)
-      : inner_(std::move(inner)), c_(std::move(c)) {}
-  std::string describe() const override { return inner_->describe(); }
-  void bind_to_current_thread() override { inner_->bind_to_current_thread(); }
-  void start(const coring::IoRequest& req, coring::Completion* comp) override {
-    ++c_->starts;
-    inner_->start(req, comp);
-  }
-  void cancel(coring::Completion* comp) override {
-    ++c_->cancels;
-    inner_->cancel(comp);
-  }
-  void cancel_all() override { inner_->cancel_all(); }
-  std::size_t poll(const Duration* timeout) override {
-    ++c_->polls;
-    return inner_->poll(timeout);
-  }
-  std::size_t in_flight() const noexcept override { return inner_->in_flight(); }
-  std::size_t pending_submissions() const noexcept override {
-    return inner_->pending_submissions();
-  }
-  ::io_uring* native_ring() noexcept override { return inner_->native_ring(); }
-
- private:
-  std::unique_ptr<coring::Backend> inner_;
-  std::shared_ptr<BackendCounters> c_;
-};
-
-coring::LoopOptions counting_options(const std::shared_ptr<BackendCounters>& c) {
-  coring::LoopOptions o;
-  o.backend_factory = [c](const coring::LoopOptions& opts) -> std::unique_ptr<coring::Backend> {
-    return std::make_unique<CountingBackend>(coring::make_uring_backend(opts), c);
-  };
-  return o;
-}
 
 Task<void> sleep_until_and_record(TimePoint at, int id, std::vector<int>* order) {
   co_await coring::sleep_until(at);
