@@ -1,6 +1,6 @@
 // Built against an installed coring by .ci/run: proves the CMake package works.
-#include <coring/coring.hpp>
 #include <fmt/core.h>
+#include <coring/coring.hpp>
 
 coring::Task<int> twice(int x) {
   co_await coring::sleep_for(std::chrono::milliseconds(1));
