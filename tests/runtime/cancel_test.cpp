@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "support/test_support.hpp"
+
 using namespace std::chrono_literals;
 using coring::Cancelled;
 using coring::Clock;
@@ -30,8 +32,6 @@ using coring::FrameAllocator;
 using coring::JoinHandle;
 using coring::Task;
 using coring::TimePoint;
-
-#include "support/test_support.hpp"
 
 using namespace coring_test;
 

@@ -29,6 +29,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/test_support.hpp"
+
 using namespace std::chrono_literals;
 using coring::Clock;
 using coring::Duration;
@@ -39,8 +41,6 @@ using coring::LoopOptions;
 using coring::RingMode;
 using coring::Task;
 using coring::TimePoint;
-
-#include "support/test_support.hpp"
 
 using namespace coring_test;
 

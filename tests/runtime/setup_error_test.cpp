@@ -15,6 +15,8 @@
 #include <system_error>
 #include <vector>
 
+#include "support/test_support.hpp"
+
 using namespace std::chrono_literals;
 using coring::EventLoop;
 using coring::FrameAllocator;
@@ -22,8 +24,6 @@ using coring::LoopOptions;
 using coring::RingMode;
 using coring::Task;
 using coring::UringSyscalls;
-
-#include "support/test_support.hpp"
 
 using namespace coring_test;
 

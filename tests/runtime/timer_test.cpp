@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/test_support.hpp"
+
 using namespace std::chrono_literals;
 using coring::Clock;
 using coring::Duration;
@@ -23,8 +25,6 @@ using coring::FrameAllocator;
 using coring::JoinHandle;
 using coring::Task;
 using coring::TimePoint;
-
-#include "support/test_support.hpp"
 
 using namespace coring_test;
 
