@@ -41,13 +41,19 @@ EventLoop::~EventLoop() {
       fmt::print(stderr, "coring: loop shutdown could not drain the ring ({}); freeing tasks\n",
                  e.what());
     }
+    shutting_down_ = true;  // frames freed from here on can no longer use the ring
     scheduler_.shutdown();
   } else {
     // Never run: nothing of ours is in the kernel, and spawned tasks never started.
     TaskScheduler::CurrentGuard sched_guard(&scheduler_);
+    shutting_down_ = true;
     scheduler_.shutdown();
   }
   ::close(event_fd_);
+  // The ring goes first (nothing of ours is in the kernel after this), then the
+  // services, most recently created first.
+  backend_.reset();
+  while (!services_.empty()) services_.pop_back();
 }
 
 void EventLoop::drain_for_shutdown() {

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "coring/runtime/backend.hpp"
@@ -27,6 +28,15 @@
 #include "coring/runtime/timer_queue.hpp"
 
 namespace coring {
+
+// Per-loop state of a higher layer (net's buffer ring and socket registry): one
+// instance per loop and type, created by EventLoop::service<S>() on first use.
+// Services are destroyed with the loop after its tasks have ended and after its
+// backend (the ring) is gone, so a service may free memory the kernel wrote into.
+class LoopService {
+ public:
+  virtual ~LoopService() = default;
+};
 
 struct LoopStats {
   std::uint64_t turns = 0;
@@ -67,6 +77,14 @@ class EventLoop {
   [[nodiscard]] LoopStats stats() const noexcept;
   [[nodiscard]] const LoopOptions& options() const noexcept { return options_; }
 
+  // This loop's instance of `S` (a LoopService constructible from EventLoop&),
+  // created on first use. Loop thread only.
+  template <class S>
+  S& service();
+  // True once the loop's destructor has begun: tasks being freed now must not
+  // start I/O (it would never be submitted).
+  [[nodiscard]] bool shutting_down() const noexcept { return shutting_down_; }
+
  private:
   class RunGuard;
   void enter();
@@ -76,7 +94,12 @@ class EventLoop {
   void wake_locked();  // requires post_mutex_
   static void on_wakeup(Completion* c, int res, std::uint32_t flags) noexcept;
 
+  template <class S>
+  static constexpr char service_key = 0;
+
   LoopOptions options_;
+  // Declared before backend_ so that services outlive the ring.
+  std::vector<std::pair<const void*, std::unique_ptr<LoopService>>> services_;
   std::unique_ptr<Backend> backend_;
   TimerQueue timers_;
   TaskScheduler scheduler_;
@@ -102,7 +125,20 @@ class EventLoop {
   bool entered_ = false;
   std::thread::id owner_;  // the thread that first ran the loop
   bool closed_ = false;    // guarded by post_mutex_
+  bool shutting_down_ = false;
 };
+
+template <class S>
+S& EventLoop::service() {
+  const void* key = &service_key<S>;
+  for (auto& [k, svc] : services_) {
+    if (k == key) return static_cast<S&>(*svc);
+  }
+  auto created = std::make_unique<S>(*this);
+  S& ref = *created;
+  services_.emplace_back(key, std::move(created));
+  return ref;
+}
 
 class EventLoop::RunGuard {
  public:
