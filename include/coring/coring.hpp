@@ -2,4 +2,5 @@
 #pragma once
 
 #include "coring/runtime/runtime.hpp"
+#include "coring/net/net.hpp"
 #include "coring/sync/sync.hpp"

@@ -1,0 +1,96 @@
+// The net layer's per-loop state: the loop's provided-buffer ring, the streams
+// waiting for free buffers, and a registry of every socket core so that nothing
+// outlives the loop unclosed.
+//
+// Implementation notes.
+// - A socket core (StreamCore, ListenerCore) is the heap-stable part of a socket:
+//   its address is the user_data of the socket's multishot operation, so it must
+//   live until that operation's final CQE, even after the TcpStream/TcpListener
+//   that owned it is gone ("orphaned"). It frees itself once nothing refers to
+//   it: no operation in the kernel, no BufferLease out, no owner.
+// - When the loop is destroyed its ring is gone before its services: the
+//   service's destructor closes the fds of cores still registered and frees the
+//   orphans; a core whose owner still exists is cut loose (svc == nullptr) and
+//   freed by that owner.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "coring/net/buffer_ring.hpp"
+#include "coring/runtime/event_loop.hpp"
+
+namespace coring::net {
+
+struct NetOptions {
+  BufferRingOptions buffers;
+};
+
+namespace detail {
+
+class NetService;
+
+class SocketCore {
+ public:
+  SocketCore(NetService* svc, int fd) noexcept;
+  virtual ~SocketCore();
+  SocketCore(const SocketCore&) = delete;
+  SocketCore& operator=(const SocketCore&) = delete;
+
+  NetService* svc = nullptr;  // null once the loop is gone
+  int fd = -1;
+  bool orphaned = false;  // the owning TcpStream/TcpListener is gone
+
+ private:
+  friend class NetService;
+  SocketCore* prev_ = nullptr;
+  SocketCore* next_ = nullptr;
+};
+
+class StreamCore;
+
+class NetService final : public LoopService {
+ public:
+  explicit NetService(EventLoop& loop) noexcept : loop_(&loop) {}
+  ~NetService() override;
+
+  static NetService& of(EventLoop& loop) { return loop.service<NetService>(); }
+
+  [[nodiscard]] EventLoop& loop() noexcept { return *loop_; }
+  [[nodiscard]] Backend& backend() noexcept { return loop_->backend(); }
+  // Created on first use with the options given to configure().
+  BufferRing& ring();
+  [[nodiscard]] bool has_ring() const noexcept { return ring_ != nullptr; }
+  void configure(const NetOptions& options);
+  [[nodiscard]] const NetOptions& options() const noexcept { return options_; }
+
+  void add(SocketCore* c) noexcept;
+  void remove(SocketCore* c) noexcept;
+  [[nodiscard]] std::size_t sockets() const noexcept { return sockets_; }
+
+  // A stream whose multishot recv ended with ENOBUFS waits here; a recycled
+  // buffer re-arms the longest waiting one. Returns false (nothing to wait
+  // for) when the ring has free buffers again.
+  bool wait_for_buffers(StreamCore* s);
+  void stop_waiting(StreamCore* s) noexcept;
+  void recycle(std::uint16_t bid) noexcept;
+
+ private:
+  EventLoop* loop_;
+  NetOptions options_;
+  std::unique_ptr<BufferRing> ring_;
+  SocketCore* head_ = nullptr;
+  std::size_t sockets_ = 0;
+  std::vector<StreamCore*> buffer_waiters_;
+  std::size_t buffer_waiters_head_ = 0;
+};
+
+}  // namespace detail
+
+// Sets how `loop`'s sockets receive (its buffer ring). Call before the loop's
+// first recv; throws std::logic_error once the ring exists.
+inline void configure(EventLoop& loop, const NetOptions& options) {
+  detail::NetService::of(loop).configure(options);
+}
+
+}  // namespace coring::net

@@ -1,0 +1,105 @@
+// StreamCore: the heap-stable state of a TcpStream (see service.hpp for its
+// lifetime) and the multishot recv that feeds it.
+//
+// Receive path. The first recv() arms one multishot IORING_OP_RECV that selects
+// buffers from the loop's BufferRing. Each CQE carrying data is queued here (a
+// buffer id and a length) until recv() hands it out as a BufferLease. The recv
+// stays armed while the connection holds fewer than `max_buffers` ring buffers
+// (queued + leased): that is its read-ahead. At the cap the multishot is
+// cancelled, so a peer whose data the application does not consume (an echo
+// peer that never reads what is sent back) pins a few buffers, never the whole
+// ring; it is re-armed when the application gives buffers back. A CQE without
+// IORING_CQE_F_MORE (the kernel ended the multishot) re-arms too; ENOBUFS (the
+// ring is empty) parks the stream in the NetService until a buffer is recycled,
+// so an exhausted ring never turns into a busy loop. EOF and errors are queued
+// behind the data received before them.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "coring/net/detail/service.hpp"
+#include "coring/runtime/cancel.hpp"
+#include "coring/runtime/timer_queue.hpp"
+
+namespace coring::net::detail {
+
+class RecvWaiter;
+
+class StreamCore final : public SocketCore, private Completion {
+ public:
+  StreamCore(NetService* svc, int fd) noexcept;
+  ~StreamCore() override;
+
+  // ---- used by RecvAwaiter ----
+  [[nodiscard]] bool readable() const noexcept { return queued_ != 0 || end_ != 0; }
+  // Parks `w` until readable, arming the recv if needed. Throws std::logic_error
+  // if another task is already waiting on this stream.
+  void park(RecvWaiter* w);
+  void unpark(RecvWaiter* w) noexcept;
+  static constexpr int kData = 1;
+  static constexpr int kEof = 2;
+  // Takes the next item: fills `data/len/bid` and returns kData, or returns the
+  // end status (0: none yet, kEof, or -errno).
+  int pop(std::byte*& data, std::uint32_t& len, std::uint16_t& bid) noexcept;
+
+  // ---- used by BufferLease ----
+  void release(std::uint16_t bid) noexcept;
+
+  // ---- used by TcpStream ----
+  // The owner is gone or closed the stream: stop receiving, drop queued data and
+  // close the fd (through the ring; at once when the loop is being torn down;
+  // not at all when `keep_fd`). Frees the core when nothing else refers to it.
+  void orphan(bool keep_fd) noexcept;
+  std::uint32_t max_buffers = 4;
+  [[nodiscard]] std::uint32_t buffers_held() const noexcept { return queued_ + leased_; }
+
+  // Called by NetService when ring buffers are free again after ENOBUFS.
+  void buffers_available() noexcept;
+  bool waiting_for_buffers = false;
+
+ private:
+  struct Item {
+    std::uint32_t len;
+    std::uint16_t bid;
+  };
+  static void on_recv(Completion* c, int res, std::uint32_t flags) noexcept;
+  static void on_close(Completion* c, int res, std::uint32_t flags) noexcept;
+  void maybe_arm() noexcept;
+  void wake() noexcept;
+  void maybe_free() noexcept;
+  void push(Item it);
+
+  std::vector<Item> queue_;  // ring of capacity queue_.size() (a power of two)
+  std::uint32_t head_ = 0;
+  std::uint32_t queued_ = 0;
+  std::uint32_t leased_ = 0;
+  int end_ = 0;  // 0: open; kEof: EOF received; <0: -errno of the error that ended the stream
+  bool armed_ = false;        // the multishot recv is in the kernel
+  bool cancel_sent_ = false;  // and we asked it to stop
+  bool started_ = false;      // recv() was called once
+  bool close_pending_ = false;
+  RecvWaiter* waiter_ = nullptr;
+  struct CloseOp : Completion {
+    StreamCore* core = nullptr;
+  } close_op_;
+};
+
+// The part of a RecvAwaiter the core talks to.
+class RecvWaiter : public CancelSlot, public TimerNode {
+ public:
+  StreamCore* core = nullptr;
+  TaskContext* ctx = nullptr;
+  std::coroutine_handle<> handle;
+  Duration timeout{};
+  // Filled when woken: as StreamCore::pop returns (kData: in data/len/bid).
+  int status = 0;
+  std::byte* data = nullptr;
+  std::uint32_t len = 0;
+  std::uint16_t bid = 0;
+  bool woken = false;
+  bool timed_out = false;
+  bool cancelled = false;
+};
+
+}  // namespace coring::net::detail

@@ -1,0 +1,156 @@
+// TcpListener: a listening TCP socket whose connections arrive through one
+// multishot IORING_OP_ACCEPT.
+//
+//   TcpListener listener = TcpListener::bind(Address::parse("127.0.0.1:0"));
+//   fmt::print("listening on {}\n", listener.local_address());
+//   for (;;) {
+//     Accepted a = co_await listener.accept();
+//     if (!a) break;                        // the listener was closed
+//     spawn(serve(std::move(a.stream))).detach();
+//   }
+//
+// Accepted sockets are queued (at most kMaxQueued; beyond that the multishot
+// accept is paused and the kernel's backlog holds the rest) until accept()
+// takes them. When accepting fails for lack of file descriptors (EMFILE,
+// ENFILE) or memory, the listener stops accepting and tries again after a
+// back-off (1 ms doubling to 100 ms, reset by the next success): no busy loop,
+// the connections already open keep being served, and pending clients wait in
+// the backlog until fds are free. Other accept errors (a connection aborted
+// before it was taken) are counted and accepting goes on.
+//
+// Loop thread only; a listener belongs to the loop it was bound on.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <coroutine>
+#include <cstdint>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "coring/net/address.hpp"
+#include "coring/net/tcp_stream.hpp"
+
+namespace coring::net {
+
+struct ListenOptions {
+  int backlog = 4096;  // capped by net.core.somaxconn
+  bool reuse_address = true;
+  bool reuse_port = false;  // SO_REUSEPORT: several listeners (loops) share the port
+};
+
+struct ListenerStats {
+  std::uint64_t accepted = 0;       // connections taken from the kernel
+  std::uint64_t fd_pauses = 0;      // times accepting paused for EMFILE/ENFILE/ENOMEM
+  std::uint64_t accept_errors = 0;  // other failed accepts (e.g. ECONNABORTED)
+};
+
+struct [[nodiscard]] Accepted {
+  TcpStream stream;
+  std::error_code error;  // operation_canceled once the listener is closed; timed_out
+  explicit operator bool() const noexcept { return !error; }
+};
+
+namespace detail {
+
+class AcceptWaiter : public CancelSlot, public TimerNode {
+ public:
+  class ListenerCore* core = nullptr;
+  NetService* svc = nullptr;  // kept: the core may be gone by the time we resume
+  TaskContext* ctx = nullptr;
+  std::coroutine_handle<> handle;
+  Duration timeout{};
+  int fd = -1;
+  int error = 0;  // errno when woken without a connection
+  bool woken = false;
+  bool timed_out = false;
+  bool cancelled = false;
+};
+
+class ListenerCore final : public SocketCore, private Completion, private TimerNode {
+ public:
+  static constexpr std::size_t kMaxQueued = 128;
+
+  ListenerCore(NetService* svc, int fd) noexcept;
+  ~ListenerCore() override;
+
+  [[nodiscard]] bool ready() const noexcept { return !queue_.empty() || orphaned; }
+  void park(AcceptWaiter* w);
+  void unpark(AcceptWaiter* w) noexcept;
+  // A queued connection's fd, or -1 (then `error` says why).
+  int pop(int& error) noexcept;
+  void orphan() noexcept;
+
+  ListenerStats stats;
+
+ private:
+  static void on_accept(Completion* c, int res, std::uint32_t flags) noexcept;
+  static void on_backoff(TimerNode* t) noexcept;
+  void maybe_arm() noexcept;
+  void maybe_free() noexcept;
+
+  std::vector<int> queue_;  // accepted fds in arrival order (small: kMaxQueued)
+  std::size_t queue_head_ = 0;
+  AcceptWaiter* waiter_ = nullptr;
+  Duration backoff_{0};
+  bool armed_ = false;
+  bool cancel_sent_ = false;
+  bool paused_ = false;
+};
+
+}  // namespace detail
+
+class [[nodiscard]] AcceptAwaiter : private detail::AcceptWaiter {
+ public:
+  AcceptAwaiter(detail::ListenerCore* c, Duration t) noexcept {
+    core = c;
+    timeout = t;
+  }
+  AcceptAwaiter(const AcceptAwaiter&) = delete;
+  AcceptAwaiter& operator=(const AcceptAwaiter&) = delete;
+
+  bool await_ready() const noexcept { return core == nullptr || core->ready(); }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    ctx = context_of(h);
+    handle = h;
+    return suspend();
+  }
+  Accepted await_resume();
+
+ private:
+  bool suspend();
+};
+
+class TcpListener {
+ public:
+  TcpListener() noexcept = default;
+  // Creates, binds and listens on the current loop. Throws std::system_error
+  // naming the address and the cause (address in use, permission denied...).
+  static TcpListener bind(const Address& address, const ListenOptions& options = {});
+  TcpListener(TcpListener&& o) noexcept : core_(std::exchange(o.core_, nullptr)) {}
+  TcpListener& operator=(TcpListener&& o) noexcept;
+  ~TcpListener() { close(); }
+
+  // The next connection; std::errc::timed_out after `timeout` (zero: none).
+  AcceptAwaiter accept(Duration timeout = TcpStream::kNoTimeout) noexcept {
+    return {core_, timeout};
+  }
+  // Stops accepting at once: a task parked in accept() resumes with
+  // std::errc::operation_canceled, connections not yet taken are closed.
+  void close() noexcept;
+
+  [[nodiscard]] bool is_open() const noexcept { return core_ != nullptr; }
+  [[nodiscard]] Address local_address() const;
+  [[nodiscard]] ListenerStats stats() const noexcept {
+    return core_ != nullptr ? core_->stats : ListenerStats{};
+  }
+  [[nodiscard]] int native_handle() const noexcept { return core_ != nullptr ? core_->fd : -1; }
+
+ private:
+  explicit TcpListener(detail::ListenerCore* core) noexcept : core_(core) {}
+  detail::ListenerCore* core_ = nullptr;
+};
+
+}  // namespace coring::net

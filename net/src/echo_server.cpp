@@ -1,0 +1,230 @@
+#include "coring/net/echo_server.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+
+#include "coring/runtime/scheduler.hpp"
+
+namespace coring::net {
+
+// One per connection, in the connection task's frame: the server shuts these
+// sockets down when the grace period runs out or serve() is cancelled.
+struct ConnNode {
+  ConnNode* prev = nullptr;
+  ConnNode* next = nullptr;
+  TcpStream* stream = nullptr;
+};
+
+struct EchoServer::State {
+  TcpListener listener;
+  EchoOptions options;
+  EchoStats stats;
+  ConnNode* conns = nullptr;
+  bool stopping = false;
+  std::uint32_t buffers_per_conn = 1;
+
+  // serve() parks here while connections drain.
+  struct DrainWaiter : CancelSlot, TimerNode {
+    State* state = nullptr;
+    std::coroutine_handle<> handle;
+    TaskContext* ctx = nullptr;
+    bool timed_out = false;
+    bool cancelled = false;
+  };
+  DrainWaiter* drain_waiter = nullptr;
+
+  void link(ConnNode* n) noexcept {
+    n->next = conns;
+    if (conns != nullptr) conns->prev = n;
+    conns = n;
+    ++stats.active;
+  }
+  void unlink(ConnNode* n) noexcept {
+    if (n->prev != nullptr) {
+      n->prev->next = n->next;
+    } else {
+      conns = n->next;
+    }
+    if (n->next != nullptr) n->next->prev = n->prev;
+    --stats.active;
+    if (stats.active == 0 && drain_waiter != nullptr) wake_drain(false);
+  }
+  void wake_drain(bool timed_out) noexcept {
+    DrainWaiter* w = std::exchange(drain_waiter, nullptr);
+    EventLoop& loop = EventLoop::current_or_throw();
+    if (w->armed()) loop.timers().remove(w);
+    if (w->ctx != nullptr) w->ctx->disarm(w);
+    w->timed_out = timed_out;
+    loop.scheduler().schedule(w->handle);
+  }
+  std::uint64_t shut_down_all() noexcept {
+    std::uint64_t n = 0;
+    for (ConnNode* c = conns; c != nullptr; c = c->next) {
+      (void)c->stream->shutdown(SHUT_RDWR);
+      ++n;
+    }
+    return n;
+  }
+};
+
+namespace {
+
+using State = EchoServer::State;
+
+// Waits until no connection is left, or until `deadline`. Returns false on timeout.
+class [[nodiscard]] DrainAwaiter : private State::DrainWaiter {
+ public:
+  DrainAwaiter(State* s, TimePoint until) noexcept {
+    state = s;
+    deadline = until;
+    on_cancel = [](CancelSlot* c) noexcept {
+      auto* self = static_cast<DrainAwaiter*>(static_cast<State::DrainWaiter*>(c));
+      self->cancelled = true;
+      self->state->drain_waiter = nullptr;
+      EventLoop& loop = EventLoop::current_or_throw();
+      if (self->armed()) loop.timers().remove(self);
+      loop.scheduler().schedule(self->handle);
+    };
+    on_fire = [](TimerNode* t) noexcept {
+      auto* self = static_cast<DrainAwaiter*>(static_cast<State::DrainWaiter*>(t));
+      self->state->wake_drain(true);
+    };
+  }
+  bool await_ready() const noexcept { return state->stats.active == 0; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    ctx = context_of(h);
+    if (ctx != nullptr && !ctx->arm(this)) {
+      cancelled = true;
+      return false;
+    }
+    handle = h;
+    state->drain_waiter = this;
+    EventLoop::current_or_throw().timers().add(this);
+    return true;
+  }
+  bool await_resume() const {
+    if (cancelled) throw Cancelled{};
+    return !timed_out;
+  }
+};
+
+Task<void> echo_connection(std::shared_ptr<State> st, TcpStream stream) {
+  ConnNode node;
+  node.stream = &stream;
+  st->link(&node);
+  struct Unlink {
+    State* s;
+    ConnNode* n;
+    ~Unlink() { s->unlink(n); }
+  } unlink{st.get(), &node};
+
+  const EchoOptions& opt = st->options;
+  if (opt.nodelay) (void)stream.set_nodelay(true);
+  stream.set_max_buffers(st->buffers_per_conn);
+  Address peer;
+  if (opt.on_connect || opt.on_disconnect) peer = stream.peer_address();
+  if (opt.on_connect) opt.on_connect(peer);
+
+  for (;;) {
+    Received r = co_await stream.recv(opt.idle_timeout);
+    if (!r) {
+      if (r.eof()) {
+        (void)stream.shutdown(SHUT_WR);  // every byte went back: tell the client we are done
+      } else if (r.error == std::errc::timed_out) {
+        ++st->stats.timeouts;
+      } else {
+        ++st->stats.errors;
+      }
+      break;
+    }
+    SendResult w = co_await stream.send_all(r.data(), opt.idle_timeout);
+    st->stats.bytes += w.bytes;
+    if (!w) {
+      if (w.error == std::errc::timed_out) {
+        ++st->stats.timeouts;
+      } else {
+        ++st->stats.errors;
+      }
+      break;
+    }
+  }
+  if (opt.on_disconnect) opt.on_disconnect(peer);
+}
+
+}  // namespace
+
+EchoServer::EchoServer(TcpListener listener, EchoOptions options)
+    : state_(std::make_shared<State>()) {
+  state_->listener = std::move(listener);
+  state_->options = std::move(options);
+  const std::uint32_t buffer_size =
+      detail::NetService::of(EventLoop::current_or_throw()).options().buffers.buffer_size;
+  const std::size_t want = (state_->options.max_pending_bytes + buffer_size - 1) /
+                           std::max<std::uint32_t>(buffer_size, 1);
+  state_->buffers_per_conn = static_cast<std::uint32_t>(std::clamp<std::size_t>(want, 1, 1024));
+}
+
+EchoServer::~EchoServer() {
+  // Connections still running keep the state alive; make sure they end.
+  if (state_) {
+    state_->listener.close();
+    state_->shut_down_all();
+  }
+}
+
+Task<EchoStats> EchoServer::serve() {
+  std::shared_ptr<State> st = state_;
+  try {
+    while (!st->stopping) {
+      Accepted a = co_await st->listener.accept();
+      if (!a) {
+        if (a.error == std::errc::operation_canceled) break;  // stop() closed the listener
+        ++st->stats.errors;
+        continue;
+      }
+      if (st->stats.active >= st->options.max_connections) {
+        ++st->stats.rejected;
+        continue;  // `a.stream` closes as it goes out of scope
+      }
+      ++st->stats.accepted;
+      spawn(echo_connection(st, std::move(a.stream)), "echo connection").detach();
+    }
+    st->stats.fd_pauses = st->listener.stats().fd_pauses;
+    st->listener.close();
+    if (!co_await DrainAwaiter(st.get(), Clock::now() + st->options.grace)) {
+      st->stats.cut_off = st->shut_down_all();
+      (void)co_await DrainAwaiter(st.get(), TimePoint::max());
+    }
+  } catch (const Cancelled&) {
+    st->listener.close();
+    st->shut_down_all();
+    throw;
+  }
+  co_return st->stats;
+}
+
+void EchoServer::stop() noexcept {
+  if (!state_ || state_->stopping) return;
+  state_->stopping = true;
+  state_->stats.fd_pauses = state_->listener.stats().fd_pauses;
+  state_->listener.close();  // wakes serve() parked in accept()
+}
+
+EchoStats EchoServer::stats() const noexcept {
+  EchoStats s = state_->stats;
+  if (state_->listener.is_open()) s.fd_pauses = state_->listener.stats().fd_pauses;
+  return s;
+}
+
+Address EchoServer::local_address() const {
+  return state_->listener.local_address();
+}
+
+Task<EchoStats> serve_echo(TcpListener listener, EchoOptions options) {
+  EchoServer server(std::move(listener), std::move(options));
+  co_return co_await server.serve();
+}
+
+}  // namespace coring::net

@@ -1,0 +1,267 @@
+#include "coring/net/tcp_listener.hpp"
+
+#include <fmt/core.h>
+#include <liburing.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace coring::net {
+namespace detail {
+namespace {
+constexpr Duration kFirstBackoff = std::chrono::milliseconds(1);
+constexpr Duration kMaxBackoff = std::chrono::milliseconds(100);
+}  // namespace
+
+ListenerCore::ListenerCore(NetService* s, int f) noexcept : SocketCore(s, f) {
+  Completion::on_complete = &ListenerCore::on_accept;
+  TimerNode::on_fire = &ListenerCore::on_backoff;
+}
+
+ListenerCore::~ListenerCore() {
+  for (std::size_t i = queue_head_; i < queue_.size(); ++i) ::close(queue_[i]);
+}
+
+void ListenerCore::maybe_arm() noexcept {
+  if (armed_ || paused_ || orphaned || svc == nullptr || svc->loop().shutting_down()) return;
+  if (queue_.size() - queue_head_ >= kMaxQueued) return;
+  IoRequest r;
+  r.opcode = IoOpcode::accept;
+  r.fd = fd;
+  r.multishot = true;
+  r.op_flags = SOCK_CLOEXEC;
+  svc->backend().start(r, static_cast<Completion*>(this));
+  armed_ = true;
+}
+
+void ListenerCore::on_accept(Completion* c, int res, std::uint32_t flags) noexcept {
+  auto* self = static_cast<ListenerCore*>(c);
+  if ((flags & IORING_CQE_F_MORE) == 0) {
+    self->armed_ = false;
+    self->cancel_sent_ = false;
+  }
+  if (res >= 0) {
+    if (self->orphaned) {
+      ::close(res);
+    } else {
+      ++self->stats.accepted;
+      self->backoff_ = Duration::zero();
+      try {
+        self->queue_.push_back(res);
+      } catch (...) {
+        ::close(res);  // no memory to remember it: the client sees a reset, we go on
+        ++self->stats.accept_errors;
+      }
+    }
+  } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+    if (!self->orphaned && !self->paused_) {
+      ++self->stats.fd_pauses;
+      self->paused_ = true;
+      self->backoff_ = self->backoff_ == Duration::zero()
+                           ? kFirstBackoff
+                           : std::min(self->backoff_ * 2, kMaxBackoff);
+      if (self->armed_ && !self->cancel_sent_) {
+        self->svc->backend().cancel(static_cast<Completion*>(self));
+        self->cancel_sent_ = true;
+      }
+      self->deadline = Clock::now() + self->backoff_;
+      self->svc->loop().timers().add(self);
+    }
+  } else if (res != -ECANCELED) {
+    ++self->stats.accept_errors;
+  }
+  if (self->orphaned) {
+    self->maybe_free();
+    return;
+  }
+  const std::size_t queued = self->queue_.size() - self->queue_head_;
+  if (self->armed_ && !self->cancel_sent_ && queued >= kMaxQueued) {
+    self->svc->backend().cancel(static_cast<Completion*>(self));
+    self->cancel_sent_ = true;
+  }
+  self->maybe_arm();
+  if (self->waiter_ != nullptr && queued > 0) {
+    AcceptWaiter* w = self->waiter_;
+    self->unpark(w);
+    w->fd = self->pop(w->error);
+    w->woken = true;
+    self->svc->loop().scheduler().schedule(w->handle);
+  }
+}
+
+void ListenerCore::on_backoff(TimerNode* t) noexcept {
+  auto* self = static_cast<ListenerCore*>(t);
+  self->paused_ = false;
+  self->maybe_arm();
+}
+
+int ListenerCore::pop(int& error) noexcept {
+  if (queue_head_ == queue_.size()) {
+    error = orphaned ? ECANCELED : EAGAIN;
+    return -1;
+  }
+  const int fd_out = queue_[queue_head_++];
+  if (queue_head_ == queue_.size()) {
+    queue_.clear();
+    queue_head_ = 0;
+  }
+  maybe_arm();  // below the cap again
+  return fd_out;
+}
+
+void ListenerCore::park(AcceptWaiter* w) {
+  if (waiter_ != nullptr) {
+    throw std::logic_error("coring: two tasks are in accept() on the same TcpListener at once");
+  }
+  maybe_arm();
+  waiter_ = w;
+  if (w->timeout > Duration::zero()) {
+    w->deadline = Clock::now() + w->timeout;
+    svc->loop().timers().add(w);
+  }
+}
+
+void ListenerCore::unpark(AcceptWaiter* w) noexcept {
+  if (waiter_ == w) waiter_ = nullptr;
+  if (w->armed() && svc != nullptr) svc->loop().timers().remove(w);
+  if (w->ctx != nullptr) w->ctx->disarm(w);
+}
+
+void ListenerCore::orphan() noexcept {
+  orphaned = true;
+  if (AcceptWaiter* w = waiter_) {
+    unpark(w);
+    w->fd = -1;
+    w->error = ECANCELED;
+    w->woken = true;
+    if (svc != nullptr) svc->loop().scheduler().schedule(w->handle);
+  }
+  for (std::size_t i = queue_head_; i < queue_.size(); ++i) ::close(queue_[i]);
+  queue_.clear();
+  queue_head_ = 0;
+  if (svc != nullptr) {
+    if (TimerNode::armed()) svc->loop().timers().remove(this);
+    if (armed_ && !cancel_sent_ && !svc->loop().shutting_down()) {
+      svc->backend().cancel(static_cast<Completion*>(this));
+      cancel_sent_ = true;
+    }
+  }
+  // The listening socket itself is closed at once: no new connection should
+  // complete its handshake against a listener that is going away.
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+  maybe_free();
+}
+
+void ListenerCore::maybe_free() noexcept {
+  if (!orphaned) return;
+  if (svc != nullptr && armed_) return;  // the accept's final CQE still names us
+  delete this;
+}
+
+}  // namespace detail
+
+bool AcceptAwaiter::suspend() {
+  if (ctx != nullptr && !ctx->arm(this)) {
+    cancelled = true;
+    return false;
+  }
+  on_cancel = [](CancelSlot* s) noexcept {
+    auto* self = static_cast<AcceptAwaiter*>(static_cast<detail::AcceptWaiter*>(s));
+    self->cancelled = true;
+    self->core->unpark(self);
+    self->core->svc->loop().scheduler().schedule(self->handle);
+  };
+  on_fire = [](TimerNode* t) noexcept {
+    auto* self = static_cast<AcceptAwaiter*>(static_cast<detail::AcceptWaiter*>(t));
+    self->timed_out = true;
+    self->core->unpark(self);
+    self->core->svc->loop().scheduler().schedule(self->handle);
+  };
+  svc = core->svc;
+  try {
+    core->park(this);
+  } catch (...) {
+    if (ctx != nullptr) ctx->disarm(this);
+    throw;
+  }
+  return true;
+}
+
+Accepted AcceptAwaiter::await_resume() {
+  Accepted a;
+  if (core == nullptr) {
+    a.error = std::make_error_code(std::errc::operation_canceled);
+    return a;
+  }
+  if (!woken) {
+    if (cancelled) throw Cancelled{};
+    if (timed_out) {
+      a.error = std::make_error_code(std::errc::timed_out);
+      return a;
+    }
+    fd = core->pop(error);
+    svc = core->svc;
+  }
+  if (fd < 0) {
+    a.error = std::error_code(error, std::system_category());
+    return a;
+  }
+  // Not `core`: the listener may have been closed (and its core freed) between
+  // our wake-up and now; the fd is ours either way.
+  a.stream = TcpStream(*svc, fd);
+  return a;
+}
+
+TcpListener TcpListener::bind(const Address& address, const ListenOptions& options) {
+  detail::NetService& svc = detail::NetService::of(EventLoop::current_or_throw());
+  if (address.family() != AF_INET && address.family() != AF_INET6) {
+    throw std::system_error(std::make_error_code(std::errc::address_family_not_supported),
+                            fmt::format("coring: cannot listen on {}", address));
+  }
+  const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw std::system_error(errno, std::system_category(),
+                            fmt::format("coring: socket() for a listener on {}", address));
+  }
+  auto fail = [&](const char* what) {
+    const int err = errno;
+    ::close(fd);
+    throw std::system_error(err, std::system_category(),
+                            fmt::format("coring: {} failed for a listener on {}", what, address));
+  };
+  const int one = 1;
+  if (options.reuse_address && ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+    fail("setsockopt(SO_REUSEADDR)");
+  }
+  if (options.reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    fail("setsockopt(SO_REUSEPORT)");
+  }
+  if (::bind(fd, address.sockaddr_ptr(), address.sockaddr_len()) != 0) fail("bind");
+  if (::listen(fd, options.backlog) != 0) fail("listen");
+  return TcpListener(new detail::ListenerCore(&svc, fd));
+}
+
+TcpListener& TcpListener::operator=(TcpListener&& o) noexcept {
+  if (this != &o) {
+    close();
+    core_ = std::exchange(o.core_, nullptr);
+  }
+  return *this;
+}
+
+void TcpListener::close() noexcept {
+  if (core_ != nullptr) std::exchange(core_, nullptr)->orphan();
+}
+
+Address TcpListener::local_address() const {
+  if (core_ == nullptr) return Address();
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(core_->fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return Address();
+  return Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+}  // namespace coring::net

@@ -1,0 +1,456 @@
+#include "coring/net/tcp_stream.hpp"
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+
+namespace coring::net {
+namespace detail {
+
+StreamCore::StreamCore(NetService* s, int f) noexcept : SocketCore(s, f) {
+  on_complete = &StreamCore::on_recv;
+  close_op_.core = this;
+  close_op_.on_complete = &StreamCore::on_close;
+}
+
+StreamCore::~StreamCore() = default;
+
+void StreamCore::push(Item it) {
+  if (queued_ == queue_.size()) {
+    // Grow (power of two), unrolling the ring into the new storage.
+    std::vector<Item> bigger(queue_.empty() ? 4 : queue_.size() * 2);
+    for (std::uint32_t i = 0; i < queued_; ++i) {
+      bigger[i] = queue_[(head_ + i) & (queue_.size() - 1)];
+    }
+    queue_.swap(bigger);
+    head_ = 0;
+  }
+  queue_[(head_ + queued_) & (queue_.size() - 1)] = it;
+  ++queued_;
+}
+
+int StreamCore::pop(std::byte*& data, std::uint32_t& len, std::uint16_t& bid) noexcept {
+  if (queued_ == 0) return end_;  // kEof, -errno, or 0
+  const Item it = queue_[head_];
+  head_ = (head_ + 1) & static_cast<std::uint32_t>(queue_.size() - 1);
+  --queued_;
+  ++leased_;
+  len = it.len;
+  bid = it.bid;
+  data = svc->ring().take(it.bid);
+  return kData;
+}
+
+void StreamCore::maybe_arm() noexcept {
+  if (armed_ || end_ != 0 || waiting_for_buffers || orphaned || svc == nullptr) return;
+  if (buffers_held() >= max_buffers) return;
+  if (svc->loop().shutting_down()) return;
+  BufferRing& ring = svc->ring();
+  IoRequest r;
+  r.opcode = IoOpcode::recv;
+  r.fd = fd;
+  r.multishot = true;
+  r.select_buffer = true;
+  r.buf_group = ring.group();
+  svc->backend().start(r, this);
+  armed_ = true;
+}
+
+void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
+  auto* self = static_cast<StreamCore*>(c);
+  if ((flags & IORING_CQE_F_MORE) == 0) {
+    self->armed_ = false;
+    self->cancel_sent_ = false;
+  }
+  if ((flags & IORING_CQE_F_BUFFER) != 0) {
+    const auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    if (self->orphaned || res <= 0) {
+      self->svc->ring().take(bid);
+      self->svc->recycle(bid);
+    } else {
+      try {
+        self->push({static_cast<std::uint32_t>(res), bid});
+      } catch (...) {
+        // Out of memory for the queue: give the data up and end the stream with
+        // an error rather than lose bytes silently in the middle of it.
+        self->svc->ring().take(bid);
+        self->svc->recycle(bid);
+        self->end_ = -ENOMEM;
+      }
+    }
+  } else if (res == 0) {
+    if (self->end_ == 0) self->end_ = kEof;
+  } else if (res == -ENOBUFS) {
+    if (!self->orphaned) (void)self->svc->wait_for_buffers(self);
+  } else if (res < 0 && res != -ECANCELED) {
+    if (self->end_ == 0) self->end_ = res;
+  }
+  if (self->orphaned) {
+    self->maybe_free();
+    return;
+  }
+  if (self->armed_) {
+    if (!self->cancel_sent_ && self->buffers_held() >= self->max_buffers) {
+      // At the cap: stop the kernel filling more buffers for this connection.
+      self->svc->backend().cancel(self);
+      self->cancel_sent_ = true;
+    }
+  } else if (self->started_) {
+    self->maybe_arm();
+  }
+  if (self->waiter_ != nullptr && self->readable()) self->wake();
+}
+
+void StreamCore::buffers_available() noexcept {
+  maybe_arm();
+}
+
+void StreamCore::park(RecvWaiter* w) {
+  if (waiter_ != nullptr) {
+    throw std::logic_error("coring: two tasks are in recv() on the same TcpStream at once");
+  }
+  svc->ring();  // set up on first use; may throw (a kernel without buffer rings)
+  started_ = true;
+  maybe_arm();
+  waiter_ = w;
+  if (w->timeout > Duration::zero()) {
+    w->deadline = Clock::now() + w->timeout;
+    svc->loop().timers().add(w);
+  }
+}
+
+void StreamCore::unpark(RecvWaiter* w) noexcept {
+  if (waiter_ == w) waiter_ = nullptr;
+  if (w->armed() && svc != nullptr) svc->loop().timers().remove(w);
+  if (w->ctx != nullptr) w->ctx->disarm(w);
+}
+
+void StreamCore::wake() noexcept {
+  RecvWaiter* w = waiter_;
+  unpark(w);
+  w->status = pop(w->data, w->len, w->bid);
+  w->woken = true;
+  svc->loop().scheduler().schedule(w->handle);
+}
+
+void StreamCore::release(std::uint16_t bid) noexcept {
+  --leased_;
+  if (svc == nullptr) {
+    if (orphaned) maybe_free();
+    return;
+  }
+  svc->recycle(bid);
+  if (orphaned) {
+    maybe_free();
+    return;
+  }
+  if (!armed_ && started_) maybe_arm();
+}
+
+void StreamCore::orphan(bool keep_fd) noexcept {
+  orphaned = true;
+  if (RecvWaiter* w = waiter_) {
+    // A recv parked on a stream being closed ends with an error.
+    unpark(w);
+    w->status = -EBADF;
+    w->woken = true;
+    if (svc != nullptr) svc->loop().scheduler().schedule(w->handle);
+  }
+  if (svc == nullptr) {
+    if (!keep_fd && fd >= 0) ::close(fd);
+    fd = -1;
+    maybe_free();
+    return;
+  }
+  svc->stop_waiting(this);
+  while (queued_ != 0) {
+    const Item it = queue_[head_];
+    head_ = (head_ + 1) & static_cast<std::uint32_t>(queue_.size() - 1);
+    --queued_;
+    svc->ring().take(it.bid);
+    svc->recycle(it.bid);
+  }
+  const bool ring_usable = !svc->loop().shutting_down();
+  if (armed_ && ring_usable && !cancel_sent_) {
+    svc->backend().cancel(this);
+    cancel_sent_ = true;
+  }
+  if (!keep_fd && fd >= 0) {
+    if (ring_usable) {
+      IoRequest r;
+      r.opcode = IoOpcode::close;
+      r.fd = fd;
+      svc->backend().start(r, &close_op_);
+      close_pending_ = true;
+    } else {
+      ::close(fd);
+    }
+  }
+  fd = -1;
+  maybe_free();
+}
+
+void StreamCore::on_close(Completion* c, int, std::uint32_t) noexcept {
+  StreamCore* self = static_cast<CloseOp*>(c)->core;
+  self->close_pending_ = false;
+  self->maybe_free();
+}
+
+void StreamCore::maybe_free() noexcept {
+  // While the loop runs, wait for every kernel operation; once the loop is being
+  // torn down the NetService frees what is left after the ring is gone.
+  if (!orphaned || leased_ != 0) return;
+  if (svc != nullptr && (armed_ || close_pending_)) return;
+  delete this;
+}
+
+}  // namespace detail
+
+// ---- RecvAwaiter ----
+
+bool RecvAwaiter::suspend() {
+  if (ctx != nullptr && !ctx->arm(this)) {
+    cancelled = true;
+    return false;
+  }
+  on_cancel = [](CancelSlot* s) noexcept {
+    auto* self = static_cast<RecvAwaiter*>(static_cast<detail::RecvWaiter*>(s));
+    self->cancelled = true;
+    self->core->unpark(self);
+    self->core->svc->loop().scheduler().schedule(self->handle);
+  };
+  on_fire = [](TimerNode* t) noexcept {
+    auto* self = static_cast<RecvAwaiter*>(static_cast<detail::RecvWaiter*>(t));
+    self->timed_out = true;
+    self->core->unpark(self);
+    self->core->svc->loop().scheduler().schedule(self->handle);
+  };
+  try {
+    core->park(this);
+  } catch (...) {
+    if (ctx != nullptr) ctx->disarm(this);
+    throw;
+  }
+  return true;
+}
+
+Received RecvAwaiter::await_resume() {
+  Received r;
+  if (core == nullptr) {
+    r.error = std::make_error_code(std::errc::bad_file_descriptor);
+    return r;
+  }
+  if (!woken) {
+    if (cancelled) throw Cancelled{};
+    if (timed_out) {
+      r.error = std::make_error_code(std::errc::timed_out);
+      return r;
+    }
+    status = core->pop(data, len, bid);  // never suspended: the data was there
+  }
+  if (status == detail::StreamCore::kData) {
+    r.buffer = BufferLease(core, data, len, bid);
+  } else if (status < 0) {
+    r.error = std::error_code(-status, std::system_category());
+  }
+  return r;
+}
+
+// ---- SendAllAwaiter ----
+
+SendAllAwaiter::SendAllAwaiter(detail::StreamCore* core, std::span<const std::byte> bytes,
+                               Duration timeout) noexcept
+    : core_(core), next_(bytes.data()), left_(bytes.size()), timeout_(timeout) {
+  on_complete = &SendAllAwaiter::completed;
+  on_cancel = &SendAllAwaiter::cancel_requested;
+  on_fire = &SendAllAwaiter::timer_fired;
+}
+
+bool SendAllAwaiter::suspend(std::coroutine_handle<> h, TaskContext* ctx) {
+  ctx_ = ctx;
+  if (ctx_ != nullptr && !ctx_->arm(this)) {
+    cancelled_ = true;
+    err_ = ECANCELED;
+    return false;
+  }
+  if (core_->svc == nullptr || core_->fd < 0) {
+    if (ctx_ != nullptr) ctx_->disarm(this);
+    err_ = EBADF;
+    return false;
+  }
+  handle_ = h;
+  start_send();
+  if (timeout_ > Duration::zero()) {
+    deadline = Clock::now() + timeout_;
+    core_->svc->loop().timers().add(this);
+  }
+  return true;
+}
+
+void SendAllAwaiter::start_send() noexcept {
+  IoRequest r;
+  r.opcode = IoOpcode::send;
+  r.fd = core_->fd;
+  r.addr = const_cast<std::byte*>(next_);
+  r.len = left_ > 0x7fffffffU ? 0x7fffffffU : static_cast<std::uint32_t>(left_);
+  r.op_flags = MSG_NOSIGNAL;
+  core_->svc->backend().start(r, this);
+  in_kernel_ = true;
+}
+
+void SendAllAwaiter::completed(Completion* c, int res, std::uint32_t) noexcept {
+  auto* self = static_cast<SendAllAwaiter*>(c);
+  self->in_kernel_ = false;
+  if (res > 0) {
+    const auto n = static_cast<std::size_t>(res);
+    self->sent_ += n;
+    self->next_ += n;
+    self->left_ -= n;
+    if (self->left_ > 0 && !self->cancelled_ && !self->timed_out_ && self->core_->fd >= 0) {
+      self->start_send();  // a short send: go on with the rest
+      return;
+    }
+    if (self->left_ > 0) {
+      self->err_ = self->cancelled_ ? ECANCELED : self->timed_out_ ? ETIMEDOUT : EBADF;
+    }
+  } else if (res == 0) {
+    self->err_ = EPIPE;  // nothing accepted for a non-empty send: the socket is done
+  } else if (res == -ECANCELED && self->timed_out_) {
+    self->err_ = ETIMEDOUT;
+  } else {
+    self->err_ = -res;
+  }
+  self->finish();
+}
+
+void SendAllAwaiter::finish() noexcept {
+  EventLoop& loop = core_->svc->loop();
+  if (armed()) loop.timers().remove(this);
+  if (ctx_ != nullptr) ctx_->disarm(this);
+  loop.scheduler().schedule(handle_);
+}
+
+void SendAllAwaiter::cancel_requested(CancelSlot* s) noexcept {
+  auto* self = static_cast<SendAllAwaiter*>(s);
+  self->cancelled_ = true;
+  if (self->in_kernel_) self->core_->svc->backend().cancel(self);
+}
+
+void SendAllAwaiter::timer_fired(TimerNode* t) noexcept {
+  auto* self = static_cast<SendAllAwaiter*>(t);
+  self->timed_out_ = true;
+  if (self->in_kernel_) self->core_->svc->backend().cancel(self);
+}
+
+SendResult SendAllAwaiter::await_resume() const {
+  if (cancelled_ && err_ == ECANCELED) throw Cancelled{};
+  SendResult r;
+  r.bytes = sent_;
+  if (core_ == nullptr && left_ > 0) {
+    r.error = std::make_error_code(std::errc::bad_file_descriptor);
+  } else if (err_ != 0) {
+    r.error = std::error_code(err_, std::system_category());
+  }
+  return r;
+}
+
+// ---- TcpStream ----
+
+TcpStream::TcpStream(int fd)
+    : TcpStream(detail::NetService::of(EventLoop::current_or_throw()), fd) {}
+
+TcpStream::TcpStream(detail::NetService& svc, int fd) : core_(new detail::StreamCore(&svc, fd)) {}
+
+TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
+  if (this != &o) {
+    if (core_ != nullptr) core_->orphan(false);
+    core_ = std::exchange(o.core_, nullptr);
+  }
+  return *this;
+}
+
+TcpStream::~TcpStream() {
+  if (core_ != nullptr) core_->orphan(false);
+}
+
+std::error_code TcpStream::shutdown(int how) noexcept {
+  if (core_ == nullptr || core_->fd < 0)
+    return std::make_error_code(std::errc::bad_file_descriptor);
+  if (::shutdown(core_->fd, how) != 0) return {errno, std::system_category()};
+  return {};
+}
+
+detail::TimedOp TcpStream::close() noexcept {
+  IoRequest r;
+  r.opcode = IoOpcode::close;
+  r.fd = -1;
+  if (core_ != nullptr) {
+    r.fd = core_->fd;
+    std::exchange(core_, nullptr)->orphan(true);
+  }
+  return detail::TimedOp(r, Duration::zero());
+}
+
+void TcpStream::set_max_buffers(std::uint32_t n) noexcept {
+  if (core_ != nullptr) core_->max_buffers = n == 0 ? 1 : n;
+}
+
+std::error_code TcpStream::set_nodelay(bool on) noexcept {
+  if (core_ == nullptr) return std::make_error_code(std::errc::bad_file_descriptor);
+  const int v = on ? 1 : 0;
+  if (::setsockopt(core_->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0) {
+    return {errno, std::system_category()};
+  }
+  return {};
+}
+
+namespace {
+Address sock_name(int fd, bool peer) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  const int r = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+                     : ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  if (r != 0) return Address();
+  return Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+}
+}  // namespace
+
+Address TcpStream::local_address() const {
+  return core_ != nullptr ? sock_name(core_->fd, false) : Address();
+}
+
+Address TcpStream::peer_address() const {
+  return core_ != nullptr ? sock_name(core_->fd, true) : Address();
+}
+
+Task<Connected> connect(Address address, Duration timeout) {
+  Connected out;
+  if (address.family() != AF_INET && address.family() != AF_INET6) {
+    out.error = std::make_error_code(std::errc::address_family_not_supported);
+    co_return out;
+  }
+  const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    out.error = std::error_code(errno, std::system_category());
+    co_return out;
+  }
+  TcpStream stream(fd);  // owns the fd from here on, whatever happens
+  IoRequest r;
+  r.opcode = IoOpcode::connect;
+  r.fd = fd;
+  r.addr = const_cast<sockaddr*>(address.sockaddr_ptr());
+  r.len = address.sockaddr_len();
+  const int res = co_await detail::TimedOp(r, timeout);
+  if (res < 0) {
+    out.error = std::error_code(-res, std::system_category());
+    co_return out;
+  }
+  out.stream = std::move(stream);
+  co_return out;
+}
+
+}  // namespace coring::net
