@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(cmake ninja-build g++ pkg-config liburing-dev libfmt-dev catch2)
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(libbenchmark-dev hyperfine python3)
+  pkgs+=(libbenchmark-dev libboost-dev hyperfine python3)
 fi
 
 missing=()
