@@ -123,9 +123,10 @@ Task<void> echo_connection(std::shared_ptr<State> st, TcpStream stream) {
   const EchoOptions& opt = st->options;
   if (opt.nodelay) (void)stream.set_nodelay(true);
   stream.set_max_buffers(st->buffers_per_conn);
-  Address peer;
-  if (opt.on_connect || opt.on_disconnect) peer = stream.peer_address();
-  if (opt.on_connect) opt.on_connect(peer);
+  // Only servers with callbacks pay for the peer's address (128 bytes) per connection.
+  std::unique_ptr<Address> peer;
+  if (opt.on_connect || opt.on_disconnect) peer = std::make_unique<Address>(stream.peer_address());
+  if (opt.on_connect) opt.on_connect(*peer);
 
   for (;;) {
     Received r = co_await stream.recv(opt.idle_timeout);
@@ -150,7 +151,7 @@ Task<void> echo_connection(std::shared_ptr<State> st, TcpStream stream) {
       break;
     }
   }
-  if (opt.on_disconnect) opt.on_disconnect(peer);
+  if (opt.on_disconnect) opt.on_disconnect(*peer);
 }
 
 }  // namespace

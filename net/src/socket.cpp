@@ -33,8 +33,8 @@ NetService::~NetService() {
   }
 }
 
-BufferRing& NetService::ring() {
-  if (!ring_) ring_ = std::make_unique<BufferRing>(backend().native_ring(), options_.buffers);
+BufferRing& NetService::make_ring() {
+  ring_ = std::make_unique<BufferRing>(backend().native_ring(), options_.buffers);
   return *ring_;
 }
 
@@ -85,8 +85,7 @@ void NetService::stop_waiting(StreamCore* s) noexcept {
   }
 }
 
-void NetService::recycle(std::uint16_t bid) noexcept {
-  ring_->recycle(bid);
+void NetService::wake_buffer_waiter() noexcept {
   while (buffer_waiters_head_ < buffer_waiters_.size()) {
     StreamCore* s = buffer_waiters_[buffer_waiters_head_++];
     if (buffer_waiters_head_ == buffer_waiters_.size()) {

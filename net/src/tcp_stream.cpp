@@ -71,6 +71,18 @@ void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
     if (self->orphaned || res <= 0) {
       self->svc->ring().take(bid);
       self->svc->recycle(bid);
+    } else if (self->waiter_ != nullptr && self->queued_ == 0) {
+      // The common case: a task is waiting and nothing is queued; hand over
+      // directly.
+      RecvWaiter* w = self->waiter_;
+      self->unpark(w);
+      ++self->leased_;
+      w->status = kData;
+      w->data = self->svc->ring().take(bid);
+      w->len = static_cast<std::uint32_t>(res);
+      w->bid = bid;
+      w->woken = true;
+      self->svc->loop().scheduler().schedule(w->handle);
     } else {
       try {
         self->push({static_cast<std::uint32_t>(res), bid});
@@ -217,18 +229,6 @@ bool RecvAwaiter::suspend() {
     cancelled = true;
     return false;
   }
-  on_cancel = [](CancelSlot* s) noexcept {
-    auto* self = static_cast<RecvAwaiter*>(static_cast<detail::RecvWaiter*>(s));
-    self->cancelled = true;
-    self->core->unpark(self);
-    self->core->svc->loop().scheduler().schedule(self->handle);
-  };
-  on_fire = [](TimerNode* t) noexcept {
-    auto* self = static_cast<RecvAwaiter*>(static_cast<detail::RecvWaiter*>(t));
-    self->timed_out = true;
-    self->core->unpark(self);
-    self->core->svc->loop().scheduler().schedule(self->handle);
-  };
   try {
     core->park(this);
   } catch (...) {
@@ -236,6 +236,20 @@ bool RecvAwaiter::suspend() {
     throw;
   }
   return true;
+}
+
+void RecvAwaiter::cancel_requested(CancelSlot* s) noexcept {
+  auto* self = static_cast<RecvAwaiter*>(static_cast<detail::RecvWaiter*>(s));
+  self->cancelled = true;
+  self->core->unpark(self);
+  self->core->svc->loop().scheduler().schedule(self->handle);
+}
+
+void RecvAwaiter::timer_fired(TimerNode* t) noexcept {
+  auto* self = static_cast<RecvAwaiter*>(static_cast<detail::RecvWaiter*>(t));
+  self->timed_out = true;
+  self->core->unpark(self);
+  self->core->svc->loop().scheduler().schedule(self->handle);
 }
 
 Received RecvAwaiter::await_resume() {

@@ -59,7 +59,10 @@ class NetService final : public LoopService {
   [[nodiscard]] EventLoop& loop() noexcept { return *loop_; }
   [[nodiscard]] Backend& backend() noexcept { return loop_->backend(); }
   // Created on first use with the options given to configure().
-  BufferRing& ring();
+  BufferRing& ring() {
+    if (ring_) [[likely]] return *ring_;
+    return make_ring();
+  }
   [[nodiscard]] bool has_ring() const noexcept { return ring_ != nullptr; }
   void configure(const NetOptions& options);
   [[nodiscard]] const NetOptions& options() const noexcept { return options_; }
@@ -73,9 +76,15 @@ class NetService final : public LoopService {
   // for) when the ring has free buffers again.
   bool wait_for_buffers(StreamCore* s);
   void stop_waiting(StreamCore* s) noexcept;
-  void recycle(std::uint16_t bid) noexcept;
+  void recycle(std::uint16_t bid) noexcept {
+    ring_->recycle(bid);
+    if (buffer_waiters_head_ != buffer_waiters_.size()) wake_buffer_waiter();
+  }
 
  private:
+  BufferRing& make_ring();
+  void wake_buffer_waiter() noexcept;
+
   EventLoop* loop_;
   NetOptions options_;
   std::unique_ptr<BufferRing> ring_;
