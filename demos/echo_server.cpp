@@ -1,0 +1,297 @@
+// Seed recipe: the thread pool echo server (Python Cookbook 12.7) -- echo_server
+// (('', 15000)) prints "Echo server running at ...", accepts clients and hands
+// each to a pool of 128 threads that recv()s and sendall()s until the client
+// closes ("Got connection from ..." / "Client closed connection").
+//
+// In coring the pool is gone: coring::net::EchoServer serves every client with a
+// coroutine of its own on one event loop, bounded per connection (pending bytes,
+// idle timeout) and in total (max connections). SIGINT/SIGTERM are read from a
+// signalfd on the ring and stop the server gracefully: no new connections, the
+// connected ones get --grace seconds to finish (a second signal cuts them off at
+// once), then one summary line.
+//
+// Run: ./echo_server [--bind 127.0.0.1] [--port 15000] [--max-connections 10000]
+//        [--idle-timeout SECONDS] [--max-pending-bytes 65536] [--grace 5] [--verbose]
+//      --port 0 picks a free port; the first line shows it.
+#include <fmt/core.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <coring/coring.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace {
+
+namespace net = coring::net;
+
+constexpr std::string_view kUsage =
+    "usage: echo_server [--bind ADDR] [--port N] [--max-connections N]\n"
+    "                   [--idle-timeout SECONDS] [--max-pending-bytes N] [--grace SECONDS]\n"
+    "                   [--verbose] [--help]\n"
+    "  --bind ADDR              numeric IPv4/IPv6 address to listen on (default 127.0.0.1)\n"
+    "  --port N                 TCP port, 0 picks a free one (default 15000)\n"
+    "  --max-connections N      connections beyond N are accepted and closed (default 10000)\n"
+    "  --idle-timeout SECONDS   close a connection idle that long, 0 = never (default 0)\n"
+    "  --max-pending-bytes N    received-but-not-echoed bytes per connection (default 65536)\n"
+    "  --grace SECONDS          on SIGINT/SIGTERM, time connections get to finish (default 5)\n"
+    "  --verbose                print each connection and disconnection\n"
+    "SIGINT/SIGTERM stop accepting and drain; a second signal closes every connection now.\n";
+
+// A bad command line: reported on one line, exit status 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 15000;
+  std::size_t max_connections = 10000;
+  double idle_timeout = 0;
+  std::size_t max_pending_bytes = 64 * 1024;
+  double grace = 5;
+  bool verbose = false;
+  bool help = false;
+};
+
+std::uint64_t parse_uint(std::string_view flag, const std::string& text, std::uint64_t lo,
+                         std::uint64_t hi) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || text[0] == '-' || end == nullptr || *end != '\0' || errno == ERANGE ||
+      v < lo || v > hi) {
+    throw UsageError(
+        fmt::format("bad {} value '{}': expected an integer from {} to {}", flag, text, lo, hi));
+  }
+  return v;
+}
+
+double parse_seconds(std::string_view flag, const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end == nullptr || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e9) {
+    throw UsageError(
+        fmt::format("bad {} value '{}': expected seconds (a number >= 0, e.g. 2.5)", flag, text));
+  }
+  return v;
+}
+
+coring::Duration to_duration(double seconds) {
+  return std::chrono::duration_cast<coring::Duration>(std::chrono::duration<double>(seconds));
+}
+
+// Accepts "--flag value" and "--flag=value".
+Options parse_options(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool inline_value = false;
+    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+      inline_value = true;
+    }
+    auto take_value = [&]() -> std::string {
+      if (inline_value) return value;
+      if (i + 1 >= argc) throw UsageError(fmt::format("{} needs a value", arg));
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      o.help = true;
+    } else if (arg == "--verbose") {
+      if (inline_value) throw UsageError("--verbose takes no value");
+      o.verbose = true;
+    } else if (arg == "--bind") {
+      o.bind = take_value();
+    } else if (arg == "--port") {
+      o.port = static_cast<std::uint16_t>(parse_uint(arg, take_value(), 0, 65535));
+    } else if (arg == "--max-connections") {
+      o.max_connections = parse_uint(arg, take_value(), 1, 10'000'000);
+    } else if (arg == "--idle-timeout") {
+      o.idle_timeout = parse_seconds(arg, take_value());
+    } else if (arg == "--max-pending-bytes") {
+      o.max_pending_bytes = parse_uint(arg, take_value(), 1, std::uint64_t{1} << 30);
+    } else if (arg == "--grace") {
+      o.grace = parse_seconds(arg, take_value());
+    } else {
+      throw UsageError(fmt::format("unknown option '{}'", argv[i]));
+    }
+  }
+  return o;
+}
+
+// Each connection is an fd: lift the soft RLIMIT_NOFILE (1024 on most systems)
+// towards what --max-connections needs, as far as the hard limit allows. Never
+// lowers it. Past the limit the listener pauses accepting (counted in fd_pauses).
+void raise_fd_limit(std::size_t want) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) return;
+  rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want) ? want : rl.rlim_max;
+  (void)::setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+// Waits for SIGINT/SIGTERM on the signalfd: the first stops the server (no new
+// connections, a grace period for the others), the second cancels serve(),
+// which shuts every connection down at once.
+coring::Task<void> watch_signals(int sfd, net::EchoServer* server,
+                                 coring::JoinHandle<net::EchoStats>* serving, double grace) {
+  signalfd_siginfo info{};
+  const std::span<std::byte> buf = std::as_writable_bytes(std::span<signalfd_siginfo>(&info, 1));
+  int received = 0;
+  for (;;) {
+    const coring::IoResult r = co_await coring::async_read(sfd, buf);
+    if (r.res == -EINTR) continue;
+    if (!r.ok()) {
+      fmt::print(stderr, "echo_server: reading the signalfd failed: {}\n", r.error().message());
+      co_return;
+    }
+    if (++received == 1) {
+      fmt::print(stderr, "shutting down: {} connections, grace {}s\n", server->stats().active,
+                 grace);
+      server->stop();
+    } else {
+      fmt::print(stderr, "second signal: closing {} connections now\n", server->stats().active);
+      serving->cancel();
+      co_return;
+    }
+  }
+}
+
+coring::Task<int> serve(Options opt, net::Address address, int sfd) {
+  net::TcpListener listener;
+  try {
+    listener = net::TcpListener::bind(address);
+  } catch (const std::system_error& e) {
+    fmt::print(stderr, "echo_server: {}\n", e.what());
+    co_return 1;
+  }
+
+  net::EchoOptions eo;
+  eo.max_connections = opt.max_connections;
+  eo.idle_timeout = to_duration(opt.idle_timeout);
+  eo.max_pending_bytes = opt.max_pending_bytes;
+  eo.grace = to_duration(opt.grace);
+  if (opt.verbose) {
+    // The seed prints the peer as Python's address tuple.
+    eo.on_connect = [](const net::Address& peer) {
+      fmt::print("Got connection from ('{}', {})\n", peer.host(), peer.port());
+      std::fflush(stdout);
+    };
+    eo.on_disconnect = [](const net::Address&) {
+      fmt::print("Client closed connection\n");
+      std::fflush(stdout);
+    };
+  }
+  net::EchoServer server(std::move(listener), std::move(eo));
+
+  fmt::print("Echo server running at {}\n", server.local_address());
+  std::fflush(stdout);
+
+  coring::JoinHandle<net::EchoStats> serving = coring::spawn(server.serve(), "echo server");
+  coring::JoinHandle<void> watcher =
+      coring::spawn(watch_signals(sfd, &server, &serving, opt.grace), "signal watcher");
+
+  net::EchoStats stats;
+  bool cut_short = false;
+  try {
+    stats = co_await serving;
+  } catch (const coring::Cancelled&) {
+    cut_short = true;  // second signal: serve() shut every connection down
+  }
+  if (cut_short) {
+    stats = server.stats();
+    stats.cut_off = stats.active;
+    // The connections' tasks end as their shut-down sockets report it; give them
+    // a moment so that their totals are in.
+    for (int i = 0; i < 100 && server.stats().active != 0; ++i) {
+      co_await coring::sleep_for(std::chrono::milliseconds(10));
+    }
+    const net::EchoStats now = server.stats();
+    stats.bytes = now.bytes;
+    stats.errors = now.errors;
+    stats.timeouts = now.timeouts;
+  }
+
+  watcher.cancel();
+  try {
+    co_await watcher;
+  } catch (const coring::Cancelled&) {
+    // It was waiting for a signal that never came (or a second one).
+  }
+
+  fmt::print(
+      "echo_server: connections={} rejected={} bytes={} errors={} timeouts={} cut_off={} "
+      "fd_pauses={}\n",
+      stats.accepted, stats.rejected, stats.bytes, stats.errors, stats.timeouts, stats.cut_off,
+      stats.fd_pauses);
+  std::fflush(stdout);
+  co_return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  net::Address address;
+  try {
+    opt = parse_options(argc, argv);
+    if (opt.help) {
+      fmt::print("{}", kUsage);
+      return 0;
+    }
+    address = net::Address::parse(opt.bind, opt.port);
+  } catch (const std::invalid_argument& e) {  // AddressError is one
+    fmt::print(stderr, "echo_server: {}\n", e.what());
+    return 2;
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "echo_server: {} (see --help)\n", e.what());
+    return 2;
+  }
+
+  raise_fd_limit(opt.max_connections + 64);
+
+  // The signals are read from a signalfd on the ring, so they must not be
+  // delivered the usual way: block them before anything else starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  if (::sigprocmask(SIG_BLOCK, &signals, nullptr) != 0) {
+    fmt::print(stderr, "echo_server: sigprocmask: {}\n", std::strerror(errno));
+    return 1;
+  }
+  // Blocking: io_uring waits for a blocking fd to become readable (it would
+  // return -EAGAIN at once for an O_NONBLOCK one).
+  const int sfd = ::signalfd(-1, &signals, SFD_CLOEXEC);
+  if (sfd < 0) {
+    fmt::print(stderr, "echo_server: signalfd: {}\n", std::strerror(errno));
+    return 1;
+  }
+
+  int rc = 1;
+  try {
+    coring::EventLoop loop;  // throws std::system_error when io_uring is unavailable
+    rc = loop.run(serve(opt, address, sfd));
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "echo_server: {}\n", e.what());
+    rc = 1;
+  }
+  ::close(sfd);
+  return rc;
+}
