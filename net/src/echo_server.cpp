@@ -34,11 +34,12 @@ struct EchoServer::State {
   };
   DrainWaiter* drain_waiter = nullptr;
 
+  // `active` counts a connection from its accept (not from when its task first
+  // runs), so that a burst of accepts cannot overshoot max_connections.
   void link(ConnNode* n) noexcept {
     n->next = conns;
     if (conns != nullptr) conns->prev = n;
     conns = n;
-    ++stats.active;
   }
   void unlink(ConnNode* n) noexcept {
     if (n->prev != nullptr) {
@@ -190,9 +191,10 @@ Task<EchoStats> EchoServer::serve() {
         continue;  // `a.stream` closes as it goes out of scope
       }
       ++st->stats.accepted;
+      ++st->stats.active;  // given back by the connection task when it ends
       spawn(echo_connection(st, std::move(a.stream)), "echo connection").detach();
     }
-    st->stats.fd_pauses = st->listener.stats().fd_pauses;
+    if (st->listener.is_open()) st->stats.fd_pauses = st->listener.stats().fd_pauses;
     st->listener.close();
     if (!co_await DrainAwaiter(st.get(), Clock::now() + st->options.grace)) {
       st->stats.cut_off = st->shut_down_all();

@@ -25,12 +25,14 @@ ListenerCore::~ListenerCore() {
 }
 
 void ListenerCore::maybe_arm() noexcept {
-  if (armed_ || paused_ || orphaned || svc == nullptr || svc->loop().shutting_down()) return;
+  if (armed_ || paused_ || stopped_ || orphaned || svc == nullptr || svc->loop().shutting_down()) {
+    return;
+  }
   if (queue_.size() - queue_head_ >= kMaxQueued) return;
   IoRequest r;
   r.opcode = IoOpcode::accept;
   r.fd = fd;
-  r.multishot = true;
+  r.multishot = !throttled_;
   r.op_flags = SOCK_CLOEXEC;
   svc->backend().start(r, static_cast<Completion*>(this));
   armed_ = true;
@@ -38,6 +40,7 @@ void ListenerCore::maybe_arm() noexcept {
 
 void ListenerCore::on_accept(Completion* c, int res, std::uint32_t flags) noexcept {
   auto* self = static_cast<ListenerCore*>(c);
+  const bool cancel_requested = self->cancel_sent_;
   if ((flags & IORING_CQE_F_MORE) == 0) {
     self->armed_ = false;
     self->cancel_sent_ = false;
@@ -69,7 +72,9 @@ void ListenerCore::on_accept(Completion* c, int res, std::uint32_t flags) noexce
       self->deadline = Clock::now() + self->backoff_;
       self->svc->loop().timers().add(self);
     }
-  } else if (res != -ECANCELED) {
+  } else if (res == -ECANCELED) {
+    if (!cancel_requested) self->stopped_ = true;  // the loop cancelled everything: shutting down
+  } else {
     ++self->stats.accept_errors;
   }
   if (self->orphaned) {
@@ -77,6 +82,7 @@ void ListenerCore::on_accept(Completion* c, int res, std::uint32_t flags) noexce
     return;
   }
   const std::size_t queued = self->queue_.size() - self->queue_head_;
+  if (queued >= kMaxQueued) self->throttled_ = true;  // one connection per accept from now on
   if (self->armed_ && !self->cancel_sent_ && queued >= kMaxQueued) {
     self->svc->backend().cancel(static_cast<Completion*>(self));
     self->cancel_sent_ = true;
@@ -106,6 +112,7 @@ int ListenerCore::pop(int& error) noexcept {
   if (queue_head_ == queue_.size()) {
     queue_.clear();
     queue_head_ = 0;
+    throttled_ = false;  // caught up: multishot again
   }
   maybe_arm();  // below the cap again
   return fd_out;
@@ -148,9 +155,13 @@ void ListenerCore::orphan() noexcept {
       cancel_sent_ = true;
     }
   }
-  // The listening socket itself is closed at once: no new connection should
-  // complete its handshake against a listener that is going away.
-  if (fd >= 0) ::close(fd);
+  // The listening socket stops at once: no new connection may complete its
+  // handshake against a listener that is going away. close() alone would not do
+  // it while the multishot accept still holds a reference to the socket.
+  if (fd >= 0) {
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+  }
   fd = -1;
   maybe_free();
 }

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <new>
 #include <stdexcept>
 
 namespace coring::net {
@@ -41,19 +43,21 @@ int StreamCore::pop(std::byte*& data, std::uint32_t& len, std::uint16_t& bid) no
   ++leased_;
   len = it.len;
   bid = it.bid;
-  data = svc->ring().take(it.bid);
+  data = it.heap != nullptr ? it.heap : svc->ring().data(it.bid);
   return kData;
 }
 
 void StreamCore::maybe_arm() noexcept {
   if (armed_ || end_ != 0 || waiting_for_buffers || orphaned || svc == nullptr) return;
-  if (buffers_held() >= max_buffers) return;
+  if (ring_held_ + spilled_ >= max_buffers) return;
   if (svc->loop().shutting_down()) return;
   BufferRing& ring = svc->ring();
   IoRequest r;
   r.opcode = IoOpcode::recv;
   r.fd = fd;
-  r.multishot = true;
+  // One multishot run can fill up to ~33 buffers before its CQEs are seen; a
+  // stream that has hit its cap takes one buffer per recv from then on.
+  r.multishot = !throttled_;
   r.select_buffer = true;
   r.buf_group = ring.group();
   svc->backend().start(r, this);
@@ -62,34 +66,38 @@ void StreamCore::maybe_arm() noexcept {
 
 void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
   auto* self = static_cast<StreamCore*>(c);
+  const bool cancel_requested = self->cancel_sent_;
   if ((flags & IORING_CQE_F_MORE) == 0) {
     self->armed_ = false;
     self->cancel_sent_ = false;
   }
   if ((flags & IORING_CQE_F_BUFFER) != 0) {
     const auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    self->svc->ring().take(bid);  // ours from now on, counted as in use
     if (self->orphaned || res <= 0) {
-      self->svc->ring().take(bid);
       self->svc->recycle(bid);
+    } else if (self->ring_held_ >= self->max_buffers) {
+      self->spill(bid, static_cast<std::uint32_t>(res));
     } else if (self->waiter_ != nullptr && self->queued_ == 0) {
       // The common case: a task is waiting and nothing is queued; hand over
       // directly.
       RecvWaiter* w = self->waiter_;
       self->unpark(w);
       ++self->leased_;
+      ++self->ring_held_;
       w->status = kData;
-      w->data = self->svc->ring().take(bid);
+      w->data = self->svc->ring().data(bid);
       w->len = static_cast<std::uint32_t>(res);
       w->bid = bid;
       w->woken = true;
       self->svc->loop().scheduler().schedule(w->handle);
     } else {
       try {
-        self->push({static_cast<std::uint32_t>(res), bid});
+        self->push({static_cast<std::uint32_t>(res), bid, nullptr});
+        ++self->ring_held_;
       } catch (...) {
         // Out of memory for the queue: give the data up and end the stream with
         // an error rather than lose bytes silently in the middle of it.
-        self->svc->ring().take(bid);
         self->svc->recycle(bid);
         self->end_ = -ENOMEM;
       }
@@ -98,15 +106,21 @@ void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
     if (self->end_ == 0) self->end_ = kEof;
   } else if (res == -ENOBUFS) {
     if (!self->orphaned) (void)self->svc->wait_for_buffers(self);
-  } else if (res < 0 && res != -ECANCELED) {
+  } else if (res == -ECANCELED) {
+    // Not ours (we cancel only to pause at the cap): the loop is shutting down
+    // and cancelled everything. Re-arming would only keep it waiting.
+    if (!cancel_requested && self->end_ == 0) self->end_ = res;
+  } else if (res < 0) {
     if (self->end_ == 0) self->end_ = res;
   }
   if (self->orphaned) {
     self->maybe_free();
     return;
   }
+  const bool at_cap = self->ring_held_ + self->spilled_ >= self->max_buffers;
+  if (at_cap) self->throttled_ = true;
   if (self->armed_) {
-    if (!self->cancel_sent_ && self->buffers_held() >= self->max_buffers) {
+    if (!self->cancel_sent_ && at_cap) {
       // At the cap: stop the kernel filling more buffers for this connection.
       self->svc->backend().cancel(self);
       self->cancel_sent_ = true;
@@ -115,6 +129,40 @@ void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
     self->maybe_arm();
   }
   if (self->waiter_ != nullptr && self->readable()) self->wake();
+}
+
+void StreamCore::spill(std::uint16_t bid, std::uint32_t len) noexcept {
+  // Over the cap (one multishot run filled more buffers than the connection may
+  // hold): keep the bytes on the heap and give the ring buffer back at once, so
+  // that a connection never pins more than max_buffers of the shared ring.
+  std::byte* copy = new (std::nothrow) std::byte[len];
+  if (copy != nullptr) {
+    std::memcpy(copy, svc->ring().data(bid), len);
+    try {
+      push({len, kSpilled, copy});
+      ++spilled_;
+    } catch (...) {
+      delete[] copy;
+      copy = nullptr;
+    }
+  }
+  svc->recycle(bid);
+  if (copy == nullptr && end_ == 0) end_ = -ENOMEM;  // never lose bytes silently
+}
+
+void StreamCore::drop_queued() noexcept {
+  while (queued_ != 0) {
+    const Item it = queue_[head_];
+    head_ = (head_ + 1) & static_cast<std::uint32_t>(queue_.size() - 1);
+    --queued_;
+    if (it.heap != nullptr) {
+      delete[] it.heap;
+      --spilled_;
+    } else {
+      --ring_held_;
+      if (svc != nullptr) svc->recycle(it.bid);
+    }
+  }
 }
 
 void StreamCore::buffers_available() noexcept {
@@ -149,17 +197,20 @@ void StreamCore::wake() noexcept {
   svc->loop().scheduler().schedule(w->handle);
 }
 
-void StreamCore::release(std::uint16_t bid) noexcept {
+void StreamCore::release(std::uint16_t bid, std::byte* data) noexcept {
   --leased_;
-  if (svc == nullptr) {
+  if (bid == kSpilled) {
+    delete[] data;
+    --spilled_;
+  } else {
+    --ring_held_;
+    if (svc != nullptr) svc->recycle(bid);
+  }
+  if (svc == nullptr || orphaned) {
     if (orphaned) maybe_free();
     return;
   }
-  svc->recycle(bid);
-  if (orphaned) {
-    maybe_free();
-    return;
-  }
+  if (ring_held_ + spilled_ == 0) throttled_ = false;  // caught up: multishot again
   if (!armed_ && started_) maybe_arm();
 }
 
@@ -172,6 +223,7 @@ void StreamCore::orphan(bool keep_fd) noexcept {
     w->woken = true;
     if (svc != nullptr) svc->loop().scheduler().schedule(w->handle);
   }
+  drop_queued();
   if (svc == nullptr) {
     if (!keep_fd && fd >= 0) ::close(fd);
     fd = -1;
@@ -179,13 +231,6 @@ void StreamCore::orphan(bool keep_fd) noexcept {
     return;
   }
   svc->stop_waiting(this);
-  while (queued_ != 0) {
-    const Item it = queue_[head_];
-    head_ = (head_ + 1) & static_cast<std::uint32_t>(queue_.size() - 1);
-    --queued_;
-    svc->ring().take(it.bid);
-    svc->recycle(it.bid);
-  }
   const bool ring_usable = !svc->loop().shutting_down();
   if (armed_ && ring_usable && !cancel_sent_) {
     svc->backend().cancel(this);

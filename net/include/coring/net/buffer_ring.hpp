@@ -47,9 +47,13 @@ class BufferRing {
   // recycled).
   [[nodiscard]] std::uint32_t in_use() const noexcept { return in_use_; }
 
-  // The memory of buffer `bid`, as named by a CQE. Counts it as in use.
+  // Buffer `bid` was named by a CQE: the application's now, counted as in use.
   std::byte* take(std::uint16_t bid) noexcept {
     ++in_use_;
+    return data(bid);
+  }
+  // The memory of buffer `bid`.
+  [[nodiscard]] std::byte* data(std::uint16_t bid) const noexcept {
     return data_ + static_cast<std::size_t>(bid) * options_.buffer_size;
   }
   // Hands buffer `bid` back to the kernel.

@@ -9,14 +9,16 @@
 //     spawn(serve(std::move(a.stream))).detach();
 //   }
 //
-// Accepted sockets are queued (at most kMaxQueued; beyond that the multishot
-// accept is paused and the kernel's backlog holds the rest) until accept()
-// takes them. When accepting fails for lack of file descriptors (EMFILE,
-// ENFILE) or memory, the listener stops accepting and tries again after a
-// back-off (1 ms doubling to 100 ms, reset by the next success): no busy loop,
-// the connections already open keep being served, and pending clients wait in
-// the backlog until fds are free. Other accept errors (a connection aborted
-// before it was taken) are counted and accepting goes on.
+// Accepted sockets are queued until accept() takes them. The queue holds
+// kMaxQueued, plus what one multishot run took before its CQEs were seen (the
+// kernel accepts everything in the backlog in one go: at most `backlog`); once
+// it is reached the listener accepts one connection per request, only below
+// kMaxQueued, until the queue drains, and the kernel's backlog holds the rest. When accepting fails
+// for lack of file descriptors (EMFILE, ENFILE) or memory, the listener stops accepting and tries
+// again after a back-off (1 ms doubling to 100 ms, reset by the next success): no busy loop, the
+// connections already open keep being served, and pending clients wait in the backlog until fds are
+// free. Other accept errors (a connection aborted before it was taken) are counted and accepting
+// goes on.
 //
 // Loop thread only; a listener belongs to the loop it was bound on.
 #pragma once
@@ -97,6 +99,8 @@ class ListenerCore final : public SocketCore, private Completion, private TimerN
   bool armed_ = false;
   bool cancel_sent_ = false;
   bool paused_ = false;
+  bool throttled_ = false;  // the queue reached kMaxQueued: single-shot accepts until it drains
+  bool stopped_ = false;    // the loop cancelled our accept: it is shutting down
 };
 
 }  // namespace detail

@@ -80,7 +80,7 @@ class BufferLease {
   }
   // Gives the buffer back now.
   void release() noexcept {
-    if (core_ != nullptr) std::exchange(core_, nullptr)->release(bid_);
+    if (core_ != nullptr) std::exchange(core_, nullptr)->release(bid_, data_);
   }
 
  private:
@@ -213,6 +213,10 @@ class TcpStream {
   }
   [[nodiscard]] std::uint32_t buffers_held() const noexcept {
     return core_ != nullptr ? core_->buffers_held() : 0;
+  }
+  // Received items kept on the heap instead (a multishot run overshot the cap).
+  [[nodiscard]] std::uint32_t buffers_spilled() const noexcept {
+    return core_ != nullptr ? core_->spilled() : 0;
   }
 
   std::error_code set_nodelay(bool on) noexcept;

@@ -60,7 +60,8 @@ class NetService final : public LoopService {
   [[nodiscard]] Backend& backend() noexcept { return loop_->backend(); }
   // Created on first use with the options given to configure().
   BufferRing& ring() {
-    if (ring_) [[likely]] return *ring_;
+    if (ring_) [[likely]]
+      return *ring_;
     return make_ring();
   }
   [[nodiscard]] bool has_ring() const noexcept { return ring_ != nullptr; }

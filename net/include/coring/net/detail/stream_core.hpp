@@ -6,9 +6,16 @@
 // buffer id and a length) until recv() hands it out as a BufferLease. The recv
 // stays armed while the connection holds fewer than `max_buffers` ring buffers
 // (queued + leased): that is its read-ahead. At the cap the multishot is
-// cancelled, so a peer whose data the application does not consume (an echo
-// peer that never reads what is sent back) pins a few buffers, never the whole
-// ring; it is re-armed when the application gives buffers back. A CQE without
+// cancelled and the stream is *throttled*: from then on it receives with
+// single-shot recvs (one buffer each), armed only below the cap, until the
+// application has given every buffer back. A multishot run can fill more
+// buffers than that before its CQEs are seen (the kernel retries a multishot
+// recv up to 32 times per wake-up): what arrives over the cap is copied to the
+// heap and its ring buffer recycled at once ("spilled"). So a peer whose data
+// the application does not consume (an echo peer that never reads what is sent
+// back) pins at most max_buffers ring buffers, plus a bounded heap copy of one
+// or two multishot runs, and never the ring. Streams that keep up never leave
+// the multishot fast path and never copy. A CQE without
 // IORING_CQE_F_MORE (the kernel ended the multishot) re-arms too; ENOBUFS (the
 // ring is empty) parks the stream in the NetService until a buffer is recycled,
 // so an exhausted ring never turns into a busy loop. EOF and errors are queued
@@ -44,7 +51,7 @@ class StreamCore final : public SocketCore, private Completion {
   int pop(std::byte*& data, std::uint32_t& len, std::uint16_t& bid) noexcept;
 
   // ---- used by BufferLease ----
-  void release(std::uint16_t bid) noexcept;
+  void release(std::uint16_t bid, std::byte* data) noexcept;
 
   // ---- used by TcpStream ----
   // The owner is gone or closed the stream: stop receiving, drop queued data and
@@ -52,7 +59,11 @@ class StreamCore final : public SocketCore, private Completion {
   // not at all when `keep_fd`). Frees the core when nothing else refers to it.
   void orphan(bool keep_fd) noexcept;
   std::uint32_t max_buffers = 4;
-  [[nodiscard]] std::uint32_t buffers_held() const noexcept { return queued_ + leased_; }
+  // Ring buffers this stream holds: queued or leased.
+  [[nodiscard]] std::uint32_t buffers_held() const noexcept { return ring_held_; }
+  // Bytes kept on the heap because a multishot run overshot the cap (see above).
+  [[nodiscard]] std::uint32_t spilled() const noexcept { return spilled_; }
+  static constexpr std::uint16_t kSpilled = 0xffff;  // the bid of a heap-held item
 
   // Called by NetService when ring buffers are free again after ENOBUFS.
   void buffers_available() noexcept;
@@ -61,7 +72,8 @@ class StreamCore final : public SocketCore, private Completion {
  private:
   struct Item {
     std::uint32_t len;
-    std::uint16_t bid;
+    std::uint16_t bid;  // kSpilled: the bytes are in `heap`
+    std::byte* heap;
   };
   static void on_recv(Completion* c, int res, std::uint32_t flags) noexcept;
   static void on_close(Completion* c, int res, std::uint32_t flags) noexcept;
@@ -69,15 +81,20 @@ class StreamCore final : public SocketCore, private Completion {
   void wake() noexcept;
   void maybe_free() noexcept;
   void push(Item it);
+  void spill(std::uint16_t bid, std::uint32_t len) noexcept;
+  void drop_queued() noexcept;
 
   std::vector<Item> queue_;  // ring of capacity queue_.size() (a power of two)
   std::uint32_t head_ = 0;
   std::uint32_t queued_ = 0;
-  std::uint32_t leased_ = 0;
+  std::uint32_t leased_ = 0;     // leases out (ring or heap)
+  std::uint32_t ring_held_ = 0;  // ring buffers queued or leased
+  std::uint32_t spilled_ = 0;    // heap items queued or leased
   int end_ = 0;  // 0: open; kEof: EOF received; <0: -errno of the error that ended the stream
   bool armed_ = false;        // the multishot recv is in the kernel
   bool cancel_sent_ = false;  // and we asked it to stop
   bool started_ = false;      // recv() was called once
+  bool throttled_ = false;    // hit the cap: single-shot recvs until all is given back
   bool close_pending_ = false;
   RecvWaiter* waiter_ = nullptr;
   struct CloseOp : Completion {
