@@ -37,7 +37,9 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+
 #include <vector>
+#include "net_flags.hpp"
 
 namespace {
 
@@ -70,10 +72,6 @@ constexpr coring::Duration kIoTimeout = 10s;  // no echo for that long: the conn
 // echoes the server is blocked on.
 constexpr std::size_t kSingleTaskLimit = 128 * 1024;
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 struct Config {
   std::string host = "127.0.0.1";
   long port = -1;
@@ -90,100 +88,54 @@ struct Config {
   net::Address address;
 };
 
-std::uint64_t parse_uint(std::string_view flag, const std::string& text, std::uint64_t lo,
-                         std::uint64_t hi) {
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || text[0] == '-' || end == nullptr || *end != '\0' || errno == ERANGE ||
-      v < lo || v > hi) {
-    throw UsageError(
-        fmt::format("bad {} value '{}': expected an integer from {} to {}", flag, text, lo, hi));
-  }
-  return v;
-}
-
-double parse_seconds(std::string_view flag, const std::string& text) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || end == nullptr || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e9) {
-    throw UsageError(
-        fmt::format("bad {} value '{}': expected seconds (a number >= 0, e.g. 2.5)", flag, text));
-  }
-  return v;
-}
-
-coring::Duration to_duration(double seconds) {
-  return std::chrono::duration_cast<coring::Duration>(std::chrono::duration<double>(seconds));
-}
-
 // Accepts "--flag value" and "--flag=value".
 Config parse_config(int argc, char** argv) {
   Config c;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    bool inline_value = false;
-    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg.resize(eq);
-      inline_value = true;
-    }
-    auto take_value = [&]() -> std::string {
-      if (inline_value) return value;
-      if (i + 1 >= argc) throw UsageError(fmt::format("{} needs a value", arg));
-      return argv[++i];
-    };
+  demo::Flags f(argc, argv);
+  while (f.next()) {
+    const std::string& arg = f.name();
     if (arg == "--help" || arg == "-h") {
       c.help = true;
     } else if (arg == "--host") {
-      c.host = take_value();
+      c.host = f.value();
     } else if (arg == "--port") {
-      c.port = static_cast<long>(parse_uint(arg, take_value(), 1, 65535));
+      c.port = static_cast<long>(demo::parse_uint(arg, f.value(), 1, 65535));
     } else if (arg == "--connections") {
-      c.connections = parse_uint(arg, take_value(), 1, 1'000'000);
+      c.connections = demo::parse_uint(arg, f.value(), 1, 1'000'000);
       c.load_flags = true;
     } else if (arg == "--size") {
-      c.size = parse_uint(arg, take_value(), 1, std::uint64_t{64} << 20);
+      c.size = demo::parse_uint(arg, f.value(), 1, std::uint64_t{64} << 20);
       c.load_flags = true;
     } else if (arg == "--depth") {
-      c.depth = parse_uint(arg, take_value(), 1, 1'000'000);
+      c.depth = demo::parse_uint(arg, f.value(), 1, 1'000'000);
       c.load_flags = true;
     } else if (arg == "--duration") {
-      c.duration = parse_seconds(arg, take_value());
+      c.duration = demo::parse_seconds(arg, f.value());
       c.load_flags = true;
     } else if (arg == "--warmup") {
-      c.warmup = parse_seconds(arg, take_value());
+      c.warmup = demo::parse_seconds(arg, f.value());
       c.load_flags = true;
     } else if (arg == "--idle") {
-      c.idle = parse_uint(arg, take_value(), 1, 1'000'000);
+      c.idle = demo::parse_uint(arg, f.value(), 1, 1'000'000);
       c.idle_mode = true;
     } else if (arg == "--hold") {
-      c.hold = parse_seconds(arg, take_value());
+      c.hold = demo::parse_seconds(arg, f.value());
       c.idle_mode = true;
     } else {
-      throw UsageError(fmt::format("unknown option '{}'", argv[i]));
+      f.unknown();
     }
   }
   if (c.help) return c;
-  if (c.port < 0) throw UsageError("--port is required");
+  if (c.port < 0) throw demo::UsageError("--port is required");
   if (c.idle_mode) {
-    if (c.load_flags) throw UsageError("--idle/--hold cannot be combined with the load options");
+    if (c.load_flags)
+      throw demo::UsageError("--idle/--hold cannot be combined with the load options");
     if (c.idle == 0 || c.hold < 0)
-      throw UsageError("idle mode needs both --idle N and --hold SECONDS");
+      throw demo::UsageError("idle mode needs both --idle N and --hold SECONDS");
   } else if (c.size * c.depth > (std::size_t{1} << 30)) {
-    throw UsageError("--size x --depth must stay within 1 GiB per connection");
+    throw demo::UsageError("--size x --depth must stay within 1 GiB per connection");
   }
   return c;
-}
-
-// Every connection is an fd: lift the soft RLIMIT_NOFILE towards `want`, as far
-// as the hard limit allows (never lowers it).
-void raise_fd_limit(std::size_t want) {
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) return;
-  rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want) ? want : rl.rlim_max;
-  (void)::setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 // Log-linear latency histogram (HdrHistogram's layout): values below 128 exact,
@@ -503,10 +455,10 @@ coring::Task<void> connection(Run* run, std::size_t id) {
 
 coring::Task<void> drive(Run* run) {
   co_await run->settled.wait();  // warm-up starts once every connection is up
-  co_await coring::sleep_for(to_duration(run->cfg.warmup));
+  co_await coring::sleep_for(demo::to_duration(run->cfg.warmup));
   run->t0 = Clock::now();
   run->phase = Phase::measuring;
-  co_await coring::sleep_for(to_duration(run->cfg.duration));
+  co_await coring::sleep_for(demo::to_duration(run->cfg.duration));
   run->t1 = Clock::now();
   run->phase = Phase::stopping;
 }
@@ -568,7 +520,7 @@ coring::Task<int> idle_main(Config cfg) {
   } else {
     fmt::print("idle {} connections open\n", streams.size());
     std::fflush(stdout);
-    co_await coring::sleep_for(to_duration(cfg.hold));
+    co_await coring::sleep_for(demo::to_duration(cfg.hold));
   }
   for (net::TcpStream& s : streams) (void)co_await s.close();
   co_return failed == 0 ? 0 : 1;
@@ -586,14 +538,14 @@ int main(int argc, char** argv) {
     }
     // Numeric hosts are parsed; names go through getaddrinfo, before the loop runs.
     cfg.address = net::Address::resolve(cfg.host, static_cast<std::uint16_t>(cfg.port));
-  } catch (const UsageError& e) {
+  } catch (const demo::UsageError& e) {
     fmt::print(stderr, "echo_client: {} (see --help)\n", e.what());
     return 2;
   } catch (const std::exception& e) {  // AddressError
     fmt::print(stderr, "echo_client: {}\n", e.what());
     return 2;
   }
-  raise_fd_limit((cfg.idle_mode ? cfg.idle : cfg.connections) + 64);
+  demo::raise_fd_limit((cfg.idle_mode ? cfg.idle : cfg.connections) + 64);
   try {
     coring::EventLoop loop;  // throws std::system_error when io_uring is unavailable
     return cfg.idle_mode ? loop.run(idle_main(cfg)) : loop.run(load_main(cfg));

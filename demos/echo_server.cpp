@@ -35,6 +35,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "net_flags.hpp"
+
 namespace {
 
 namespace net = coring::net;
@@ -52,11 +54,6 @@ constexpr std::string_view kUsage =
     "  --verbose                print each connection and disconnection\n"
     "SIGINT/SIGTERM stop accepting and drain; a second signal closes every connection now.\n";
 
-// A bad command line: reported on one line, exit status 2.
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 struct Options {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 15000;
@@ -68,82 +65,34 @@ struct Options {
   bool help = false;
 };
 
-std::uint64_t parse_uint(std::string_view flag, const std::string& text, std::uint64_t lo,
-                         std::uint64_t hi) {
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || text[0] == '-' || end == nullptr || *end != '\0' || errno == ERANGE ||
-      v < lo || v > hi) {
-    throw UsageError(
-        fmt::format("bad {} value '{}': expected an integer from {} to {}", flag, text, lo, hi));
-  }
-  return v;
-}
-
-double parse_seconds(std::string_view flag, const std::string& text) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || end == nullptr || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e9) {
-    throw UsageError(
-        fmt::format("bad {} value '{}': expected seconds (a number >= 0, e.g. 2.5)", flag, text));
-  }
-  return v;
-}
-
-coring::Duration to_duration(double seconds) {
-  return std::chrono::duration_cast<coring::Duration>(std::chrono::duration<double>(seconds));
-}
-
 // Accepts "--flag value" and "--flag=value".
 Options parse_options(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    bool inline_value = false;
-    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg.resize(eq);
-      inline_value = true;
-    }
-    auto take_value = [&]() -> std::string {
-      if (inline_value) return value;
-      if (i + 1 >= argc) throw UsageError(fmt::format("{} needs a value", arg));
-      return argv[++i];
-    };
+  demo::Flags f(argc, argv);
+  while (f.next()) {
+    const std::string& arg = f.name();
     if (arg == "--help" || arg == "-h") {
       o.help = true;
     } else if (arg == "--verbose") {
-      if (inline_value) throw UsageError("--verbose takes no value");
+      f.no_value();
       o.verbose = true;
     } else if (arg == "--bind") {
-      o.bind = take_value();
+      o.bind = f.value();
     } else if (arg == "--port") {
-      o.port = static_cast<std::uint16_t>(parse_uint(arg, take_value(), 0, 65535));
+      o.port = static_cast<std::uint16_t>(demo::parse_uint(arg, f.value(), 0, 65535));
     } else if (arg == "--max-connections") {
-      o.max_connections = parse_uint(arg, take_value(), 1, 10'000'000);
+      o.max_connections = demo::parse_uint(arg, f.value(), 1, 10'000'000);
     } else if (arg == "--idle-timeout") {
-      o.idle_timeout = parse_seconds(arg, take_value());
+      o.idle_timeout = demo::parse_seconds(arg, f.value());
     } else if (arg == "--max-pending-bytes") {
-      o.max_pending_bytes = parse_uint(arg, take_value(), 1, std::uint64_t{1} << 30);
+      o.max_pending_bytes = demo::parse_uint(arg, f.value(), 1, std::uint64_t{1} << 30);
     } else if (arg == "--grace") {
-      o.grace = parse_seconds(arg, take_value());
+      o.grace = demo::parse_seconds(arg, f.value());
     } else {
-      throw UsageError(fmt::format("unknown option '{}'", argv[i]));
+      f.unknown();
     }
   }
   return o;
-}
-
-// Each connection is an fd: lift the soft RLIMIT_NOFILE (1024 on most systems)
-// towards what --max-connections needs, as far as the hard limit allows. Never
-// lowers it. Past the limit the listener pauses accepting (counted in fd_pauses).
-void raise_fd_limit(std::size_t want) {
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) return;
-  rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want) ? want : rl.rlim_max;
-  (void)::setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 // Waits for SIGINT/SIGTERM on the signalfd: the first stops the server (no new
@@ -184,9 +133,9 @@ coring::Task<int> serve(Options opt, net::Address address, int sfd) {
 
   net::EchoOptions eo;
   eo.max_connections = opt.max_connections;
-  eo.idle_timeout = to_duration(opt.idle_timeout);
+  eo.idle_timeout = demo::to_duration(opt.idle_timeout);
   eo.max_pending_bytes = opt.max_pending_bytes;
-  eo.grace = to_duration(opt.grace);
+  eo.grace = demo::to_duration(opt.grace);
   if (opt.verbose) {
     // The seed prints the peer as Python's address tuple.
     eo.on_connect = [](const net::Address& peer) {
@@ -259,12 +208,12 @@ int main(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {  // AddressError is one
     fmt::print(stderr, "echo_server: {}\n", e.what());
     return 2;
-  } catch (const UsageError& e) {
+  } catch (const demo::UsageError& e) {
     fmt::print(stderr, "echo_server: {} (see --help)\n", e.what());
     return 2;
   }
 
-  raise_fd_limit(opt.max_connections + 64);
+  demo::raise_fd_limit(opt.max_connections + 64);
 
   // The signals are read from a signalfd on the ring, so they must not be
   // delivered the usual way: block them before anything else starts.
