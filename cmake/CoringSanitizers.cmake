@@ -5,5 +5,10 @@ if(CORING_SANITIZE)
   add_link_options(-fsanitize=${CORING_SANITIZE})
   if("undefined" IN_LIST _san_list)
     add_compile_options(-fno-sanitize-recover=undefined)
+    # UBSan's vptr check probes memory with pipe(2); the net tests run the
+    # process out of file descriptors on purpose (EMFILE back-off), and there
+    # the check reports false "invalid vptr" errors. Every other check stays on.
+    add_compile_options(-fno-sanitize=vptr)
+    add_link_options(-fno-sanitize=vptr)
   endif()
 endif()
