@@ -34,90 +34,15 @@
 #include <thread>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-// From the sanitizer runtime (its header is not installed with GCC 12).
-extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
-#endif
+#include "support/net_support.hpp"
 
-#include "support/test_support.hpp"
-
-using namespace std::chrono_literals;
-using coring::Clock;
-using coring::Duration;
-using coring::EventLoop;
-using coring::JoinHandle;
-using coring::Task;
-using coring::TimePoint;
-using coring::net::Accepted;
-using coring::net::Address;
-using coring::net::BufferLease;
-using coring::net::Connected;
-using coring::net::EchoOptions;
-using coring::net::EchoServer;
-using coring::net::EchoStats;
-using coring::net::Received;
-using coring::net::SendResult;
-using coring::net::TcpListener;
-using coring::net::TcpStream;
-
-namespace net = coring::net;
+using namespace coring_test;
 
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
 
 constexpr std::uint32_t kBufferSize = 16 * 1024;  // BufferRingOptions' default
 constexpr std::size_t kMaxPending = 32 * 1024;    // -> 2 buffers per connection
 constexpr std::uint32_t kCap = 2;
-
-// Bytes allocated from the heap and not freed (the main arena's, in a plain
-// build: the loop's; the peers' threads allocate nothing).
-std::size_t heap_in_use() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  return __sanitizer_get_current_allocated_bytes();
-#else
-  const struct mallinfo2 mi = ::mallinfo2();
-  return mi.uordblks + mi.hblkhd;
-#endif
-}
-
-std::size_t rss_bytes() {
-  std::ifstream f("/proc/self/statm");
-  std::size_t size = 0;
-  std::size_t resident = 0;
-  f >> size >> resident;
-  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-}
-
-void set_buffers(int fd, int bytes) {
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
-}
-
-int raw_connect(const Address& addr, int buffers = 0) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (buffers > 0) set_buffers(fd, buffers);
-  if (::connect(fd, addr.sockaddr_ptr(), addr.sockaddr_len()) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-template <class Pred>
-Task<bool> eventually(Pred pred, Duration limit) {
-  const TimePoint until = Clock::now() + limit;
-  while (!pred()) {
-    if (Clock::now() > until) co_return false;
-    co_await coring::sleep_for(2ms);
-  }
-  co_return true;
-}
 
 // A peer on its own thread, with blocking sockets, that writes up to 64 MiB and
 // never reads (or reads the echo of its first `read_first` bytes, on a second

@@ -24,14 +24,10 @@
 #include <utility>
 #include <vector>
 
-#include "support/test_support.hpp"
+#include "support/net_support.hpp"
 
-using namespace std::chrono_literals;
-namespace net = coring::net;
+using namespace coring_test;
 using Catch::Contains;
-using coring::Duration;
-using coring::EventLoop;
-using coring::Task;
 
 namespace {
 
@@ -96,44 +92,13 @@ RawRecv raw_recv(::io_uring* ring, int fd, int peer, const std::string& data, st
   return out;
 }
 
-std::string pattern(std::size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) {
-    s[i] = static_cast<char>('a' + (i * 7 + seed + i / 251) % 26);
-  }
-  return s;
-}
-
 net::detail::NetService& service() {
   return net::detail::NetService::of(EventLoop::current_or_throw());
-}
-
-struct Pair {
-  net::TcpStream client;
-  net::TcpStream server;
-};
-
-Task<Pair> make_pair(net::TcpListener& listener) {
-  const net::Address where = listener.local_address();
-  auto connecting = coring::spawn(net::connect(where, 5s));
-  net::Accepted a = co_await listener.accept(5s);
-  net::Connected c = co_await connecting;
-  REQUIRE(a);
-  REQUIRE(c);
-  Pair p;
-  p.client = std::move(c.stream);
-  p.server = std::move(a.stream);
-  co_return p;
 }
 
 Task<net::Received> recv_with_timeout(net::TcpStream* s, Duration timeout) {
   net::Received r = co_await s->recv(timeout);
   co_return r;
-}
-
-Task<net::SendResult> send_text(net::TcpStream* s, const std::string* text, Duration timeout) {
-  net::SendResult w = co_await s->send_all(*text, timeout);
-  co_return w;
 }
 
 // Reads `n` bytes, giving each buffer back at once.
@@ -153,7 +118,7 @@ Task<void> data_through_ring_body() {
   net::detail::NetService& svc = service();
   CHECK_FALSE(svc.has_ring());  // made on the first recv, not before
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   CHECK_FALSE(svc.has_ring());
 
   const std::string data = pattern(40 * 1024 + 123, 9);
@@ -208,11 +173,23 @@ struct EnobufsReport {
   bool a_complete = false;
 };
 
-Task<void> enobufs_body(EnobufsReport* rep) {
+// Sends "hello B" to B's server while `b_recv` waits there on a dry ring, and
+// records how many loop turns pass in the next 200 ms (none should: no spinning
+// on ENOBUFS) and whether the recv finished meanwhile.
+Task<void> send_b_while_dry(Pair* b, const JoinHandle<net::Received>* b_recv, EnobufsReport* rep) {
   EventLoop& loop = EventLoop::current_or_throw();
+  net::SendResult wb = co_await b->client.send_all("hello B");
+  CHECK(wb);
+  const std::uint64_t turns0 = loop.stats().turns;
+  co_await coring::sleep_for(200ms);
+  rep->stalled_turns = loop.stats().turns - turns0;
+  rep->b_done_while_dry = b_recv->done();
+}
+
+Task<void> enobufs_body(EnobufsReport* rep) {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair a = co_await make_pair(listener);
-  Pair b = co_await make_pair(listener);
+  Pair a = co_await make_pair(&listener);
+  Pair b = co_await make_pair(&listener);
   a.server.set_max_buffers(1000);  // A alone may take the whole ring
   net::detail::NetService& svc = service();
 
@@ -235,12 +212,7 @@ Task<void> enobufs_body(EnobufsReport* rep) {
   // B: a recv waits, data is sent; it cannot be received (no buffer) and the
   // loop must not spin on ENOBUFS meanwhile.
   auto b_recv = coring::spawn(recv_with_timeout(&b.server, 5s));
-  net::SendResult wb = co_await b.client.send_all("hello B");
-  CHECK(wb);
-  const std::uint64_t turns0 = loop.stats().turns;
-  co_await coring::sleep_for(200ms);
-  rep->stalled_turns = loop.stats().turns - turns0;
-  rep->b_done_while_dry = b_recv.done();
+  co_await send_b_while_dry(&b, &b_recv, rep);
 
   // Buffers back, and A read on (its data would otherwise take them again):
   // B gets its data, A the rest of its stream.
@@ -261,10 +233,9 @@ Task<void> enobufs_body(EnobufsReport* rep) {
 // As enobufs_body, but the ring is dry because A's buffers sit in A's queue
 // (received by the kernel, not yet taken by a recv): nothing is leased.
 Task<void> dry_by_queue_body(EnobufsReport* rep, std::uint32_t* a_held) {
-  EventLoop& loop = EventLoop::current_or_throw();
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair a = co_await make_pair(listener);
-  Pair b = co_await make_pair(listener);
+  Pair a = co_await make_pair(&listener);
+  Pair b = co_await make_pair(&listener);
   a.server.set_max_buffers(1000);
   net::detail::NetService& svc = service();
 
@@ -277,12 +248,7 @@ Task<void> dry_by_queue_body(EnobufsReport* rep, std::uint32_t* a_held) {
   rep->in_use_when_dry = svc.ring().in_use();
 
   auto b_recv = coring::spawn(recv_with_timeout(&b.server, 5s));
-  net::SendResult wb = co_await b.client.send_all("hello B");
-  CHECK(wb);
-  const std::uint64_t turns0 = loop.stats().turns;
-  co_await coring::sleep_for(200ms);
-  rep->stalled_turns = loop.stats().turns - turns0;
-  rep->b_done_while_dry = b_recv.done();
+  co_await send_b_while_dry(&b, &b_recv, rep);
 
   // A reads its stream, each buffer given back at once: B gets its turn.
   auto draining_a = coring::spawn(read_rest(&a.server, a_data.size()));
@@ -303,8 +269,8 @@ Task<void> dry_by_queue_body(EnobufsReport* rep, std::uint32_t* a_held) {
 Task<void> recycle_before_enobufs_body(std::string* b_got, std::string* b_error,
                                        unsigned* cqes_before_recycle) {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair a = co_await make_pair(listener);
-  Pair b = co_await make_pair(listener);
+  Pair a = co_await make_pair(&listener);
+  Pair b = co_await make_pair(&listener);
   a.server.set_max_buffers(1000);
   net::detail::NetService& svc = service();
 

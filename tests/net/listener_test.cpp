@@ -26,106 +26,19 @@
 #include <utility>
 #include <vector>
 
-#include "support/test_support.hpp"
+#include "support/net_support.hpp"
 
-using namespace std::chrono_literals;
-namespace net = coring::net;
-using coring::Clock;
-using coring::Duration;
-using coring::EventLoop;
-using coring::JoinHandle;
-using coring::Task;
-using coring_test::count_open_fds;
+using namespace coring_test;
 
 namespace {
 
 // ---- helpers ----
-
-bool set_linger_zero(int fd) {
-  const linger l{1, 0};
-  return ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0;
-}
-
-std::size_t loop_sockets() {
-  return net::detail::NetService::of(EventLoop::current_or_throw()).sockets();
-}
 
 Duration cpu_time() {
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
   return std::chrono::seconds(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
          std::chrono::microseconds(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
-
-// Lowers RLIMIT_NOFILE's soft limit for its lifetime; the destructor puts the
-// old limits back, also when a REQUIRE bails out of the test.
-class NofileLimit {
- public:
-  NofileLimit() { ok_ = ::getrlimit(RLIMIT_NOFILE, &saved_) == 0; }
-  ~NofileLimit() {
-    if (ok_) ::setrlimit(RLIMIT_NOFILE, &saved_);
-  }
-  NofileLimit(const NofileLimit&) = delete;
-  NofileLimit& operator=(const NofileLimit&) = delete;
-
-  // Sets the soft limit so that exactly `n` more fds can be opened: the kernel
-  // refuses fd numbers >= the limit, so count the free numbers below it.
-  bool leave_free(int n) {
-    if (!ok_) return false;
-    int free_below = 0;
-    int fd = 0;
-    for (; free_below < n; ++fd) {
-      if (static_cast<rlim_t>(fd) >= saved_.rlim_cur) return false;
-      if (::fcntl(fd, F_GETFD) < 0) ++free_below;
-    }
-    rlimit lowered = saved_;
-    lowered.rlim_cur = static_cast<rlim_t>(fd);
-    return ::setrlimit(RLIMIT_NOFILE, &lowered) == 0;
-  }
-
- private:
-  rlimit saved_{};
-  bool ok_ = false;
-};
-
-Task<net::Accepted> accept_once(net::TcpListener* l, Duration timeout) {
-  net::Accepted a = co_await l->accept(timeout);
-  co_return a;
-}
-
-struct ReadResult {
-  std::string data;
-  bool eof = false;
-  std::error_code error;
-};
-
-Task<ReadResult> read_until(net::TcpStream* s, std::size_t want, Duration timeout) {
-  ReadResult out;
-  while (out.data.size() < want) {
-    net::Received r = co_await s->recv(timeout);
-    if (r.error) {
-      out.error = r.error;
-      break;
-    }
-    if (r.eof()) {
-      out.eof = true;
-      break;
-    }
-    out.data.append(r.buffer.as_string_view());
-  }
-  co_return out;
-}
-
-// Sends `text` and reads the echo back.
-Task<bool> echo_through(net::TcpStream* client, net::TcpStream* server, std::string text) {
-  net::SendResult w = co_await client->send_all(text, 2s);
-  if (!w) co_return false;
-  ReadResult at_server = co_await read_until(server, text.size(), 2s);
-  if (at_server.data != text) co_return false;
-  net::SendResult back = co_await server->send_all(at_server.data, 2s);
-  if (!back) co_return false;
-  ReadResult at_client = co_await read_until(client, text.size(), 2s);
-  co_return at_client.data == text;
 }
 
 // ---- test bodies ----

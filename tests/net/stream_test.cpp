@@ -24,94 +24,16 @@
 #include <utility>
 #include <vector>
 
-#include "support/test_support.hpp"
+#include "support/net_support.hpp"
 
-using namespace std::chrono_literals;
-namespace net = coring::net;
-using coring::Clock;
-using coring::Duration;
-using coring::EventLoop;
-using coring::Task;
-using coring_test::count_open_fds;
+using namespace coring_test;
 
 namespace {
 
 // ---- helpers ----
 
-std::string pattern(std::size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) {
-    s[i] = static_cast<char>('a' + (i * 7 + seed + i / 251) % 26);
-  }
-  return s;
-}
-
 bool set_int_option(int fd, int level, int name, int value) {
   return ::setsockopt(fd, level, name, &value, sizeof value) == 0;
-}
-
-// close() on this socket sends RST instead of FIN.
-bool set_linger_zero(int fd) {
-  const linger l{1, 0};
-  return ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0;
-}
-
-std::size_t loop_sockets() {
-  return net::detail::NetService::of(EventLoop::current_or_throw()).sockets();
-}
-
-struct Pair {
-  net::TcpStream client;
-  net::TcpStream server;
-};
-
-// A connected pair through `listener`: the client end from net::connect, the
-// server end from accept().
-Task<Pair> make_pair(net::TcpListener& listener) {
-  const net::Address where = listener.local_address();
-  auto connecting = coring::spawn(net::connect(where, 5s));
-  net::Accepted a = co_await listener.accept(5s);
-  net::Connected c = co_await connecting;
-  REQUIRE(a);
-  REQUIRE(c);
-  Pair p;
-  p.client = std::move(c.stream);
-  p.server = std::move(a.stream);
-  co_return p;
-}
-
-struct ReadResult {
-  std::string data;
-  bool eof = false;
-  std::error_code error;
-};
-
-// Reads until `want` bytes have come (or EOF, or an error).
-Task<ReadResult> read_until(net::TcpStream* s, std::size_t want, Duration timeout) {
-  ReadResult out;
-  while (out.data.size() < want) {
-    net::Received r = co_await s->recv(timeout);
-    if (r.error) {
-      out.error = r.error;
-      break;
-    }
-    if (r.eof()) {
-      out.eof = true;
-      break;
-    }
-    out.data.append(r.buffer.as_string_view());
-  }
-  co_return out;
-}
-
-// Reads until EOF or an error.
-Task<ReadResult> read_to_end(net::TcpStream* s, Duration timeout) {
-  return read_until(s, static_cast<std::size_t>(-1), timeout);
-}
-
-Task<net::SendResult> send_text(net::TcpStream* s, const std::string* text, Duration timeout) {
-  net::SendResult w = co_await s->send_all(*text, timeout);
-  co_return w;
 }
 
 Task<net::Received> recv_once(net::TcpStream* s) {
@@ -123,7 +45,7 @@ Task<net::Received> recv_once(net::TcpStream* s) {
 
 Task<void> round_trip_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
 
   const std::string hello = "hello over io_uring";
   net::SendResult w = co_await p.client.send_all(hello);
@@ -155,7 +77,7 @@ Task<void> round_trip_body() {
 
 Task<void> eof_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   net::SendResult w = co_await p.client.send_all("last words");
   CHECK(w);
   p.client = net::TcpStream();  // destroyed: closed through the ring (FIN)
@@ -192,7 +114,7 @@ Task<void> half_close_server(net::TcpStream* s, const std::string* request,
 
 Task<void> half_close_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   const std::string request = pattern(300 * 1024, 3);
   const std::string reply = pattern(500 * 1024, 4);
   bool server_ok = false;
@@ -284,7 +206,7 @@ Task<void> connect_timeout_body(bool* skipped) {
 
 Task<void> reset_on_recv_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   const std::string data = pattern(64 * 1024, 5);
   net::SendResult w = co_await p.server.send_all(data, 5s);
   REQUIRE(w.bytes == data.size());
@@ -326,7 +248,7 @@ Task<void> reset_on_recv_body() {
 
 Task<void> reset_on_send_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   REQUIRE(set_int_option(p.client.native_handle(), SOL_SOCKET, SO_SNDBUF, 32 * 1024));
   REQUIRE(set_int_option(p.server.native_handle(), SOL_SOCKET, SO_RCVBUF, 32 * 1024));
   const std::string big = pattern(8 << 20, 6);
@@ -344,7 +266,7 @@ Task<void> reset_on_send_body() {
 
 Task<void> send_timeout_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   // Small socket buffers: the stall comes after a few tens of KiB.
   REQUIRE(set_int_option(p.client.native_handle(), SOL_SOCKET, SO_SNDBUF, 32 * 1024));
   REQUIRE(set_int_option(p.server.native_handle(), SOL_SOCKET, SO_RCVBUF, 32 * 1024));
@@ -377,7 +299,7 @@ Task<void> send_timeout_body() {
 
 Task<void> cancel_recv_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
 
   auto waiting = coring::spawn(recv_once(&p.server));
   co_await coring::sleep_for(20ms);
@@ -404,7 +326,7 @@ Task<void> cancel_race_body() {
   // A recv cancelled at varying points around the data's arrival either gets
   // the data or throws Cancelled; either way nothing is lost or duplicated.
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   std::string expected;
   std::string got;
   int cancelled = 0;
@@ -441,7 +363,7 @@ Task<void> cancel_race_body() {
 
 Task<void> recv_timeout_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   const auto t0 = Clock::now();
   net::Received r = co_await p.server.recv(100ms);
   const Duration took = Clock::now() - t0;
@@ -460,7 +382,7 @@ Task<void> recv_timeout_body() {
 
 Task<void> two_readers_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   auto first = coring::spawn(recv_once(&p.server));
   co_await coring::sleep_for(10ms);
   REQUIRE_FALSE(first.done());
@@ -481,7 +403,7 @@ Task<void> two_readers_body() {
 
 Task<void> lease_move_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   CHECK(p.server.buffers_held() == 0);
 
   net::SendResult w1 = co_await p.client.send_all("first");
@@ -533,7 +455,7 @@ Task<void> lease_move_body() {
 
 Task<void> lease_cap_body(std::uint32_t* max_seen_out) {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   constexpr std::uint32_t kMax = 4;
   p.server.set_max_buffers(kMax);
   CHECK(p.server.max_buffers() == kMax);
@@ -587,9 +509,9 @@ Task<void> lease_cap_body(std::uint32_t* max_seen_out) {
 // it is dropped.
 Task<void> eof_accounting_body(std::string* lease_after) {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair x = co_await make_pair(listener);
-  Pair y = co_await make_pair(listener);
-  Pair z = co_await make_pair(listener);
+  Pair x = co_await make_pair(&listener);
+  Pair y = co_await make_pair(&listener);
+  Pair z = co_await make_pair(&listener);
   net::detail::NetService& svc = net::detail::NetService::of(EventLoop::current_or_throw());
 
   // X holds a lease on a ring buffer.
@@ -634,7 +556,7 @@ Task<void> eof_accounting_body(std::string* lease_after) {
 Task<void> armed_then_dropped_body(std::size_t* fds_after, std::size_t* sockets_after) {
   {
     net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-    Pair p = co_await make_pair(listener);
+    Pair p = co_await make_pair(&listener);
     // A recv that times out leaves the multishot recv armed on each end.
     net::Received r1 = co_await p.server.recv(10ms);
     CHECK(r1.error == std::errc::timed_out);
@@ -655,7 +577,7 @@ Task<void> armed_then_dropped_body(std::size_t* fds_after, std::size_t* sockets_
 Task<void> make_armed_pair(net::TcpStream* client, net::TcpStream* server,
                            net::TcpListener* listener) {
   *listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(*listener);
+  Pair p = co_await make_pair(listener);
   // A recv (accept) that times out leaves the multishot operation armed.
   net::Received r1 = co_await p.server.recv(5ms);
   CHECK(r1.error == std::errc::timed_out);
@@ -675,7 +597,7 @@ Task<void> park_in_recv(net::TcpStream s) {
 
 Task<void> parked_at_shutdown_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   coring::spawn(park_in_recv(std::move(p.client))).detach();
   coring::spawn(park_in_recv(std::move(p.server))).detach();
   co_await coring::sleep_for(5ms);
@@ -683,7 +605,7 @@ Task<void> parked_at_shutdown_body() {
 
 Task<void> close_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   const int fd = p.client.native_handle();
   REQUIRE(fd >= 0);
   const int rc = co_await p.client.close();
@@ -725,7 +647,7 @@ Task<void> closed_stream_body() {
 
   // After close(), the same.
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   const int rc = co_await p.client.close();
   CHECK(rc == 0);
   net::Received after = co_await p.client.recv(1s);
@@ -743,7 +665,7 @@ Task<void> closed_stream_body() {
 Task<void> addresses_body() {
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
   const net::Address where = listener.local_address();
-  Pair p = co_await make_pair(listener);
+  Pair p = co_await make_pair(&listener);
   CHECK(p.client.peer_address() == where);
   CHECK(p.server.local_address() == where);
   CHECK(p.client.local_address() == p.server.peer_address());

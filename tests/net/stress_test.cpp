@@ -22,55 +22,15 @@
 #include <system_error>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-// From the sanitizer runtime (its header is not installed with GCC 12).
-extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
-#endif
+#include "support/net_support.hpp"
 
-#include "support/test_support.hpp"
-
-using namespace std::chrono_literals;
-using coring::Clock;
-using coring::Duration;
-using coring::EventLoop;
-using coring::JoinHandle;
-using coring::Task;
-using coring::TimePoint;
-using coring::net::Address;
-using coring::net::Connected;
-using coring::net::EchoOptions;
-using coring::net::EchoServer;
-using coring::net::EchoStats;
-using coring::net::Received;
-using coring::net::SendResult;
-using coring::net::TcpListener;
-using coring::net::TcpStream;
-
-namespace net = coring::net;
+using namespace coring_test;
 
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__)
-constexpr int kSanitizer = 1;  // ASan (+UBSan)
-#elif defined(__SANITIZE_THREAD__)
-constexpr int kSanitizer = 2;  // TSan
-#else
-constexpr int kSanitizer = 0;
-#endif
 
 // `plain` in a normal build, less under a sanitizer (3-10x slower).
 constexpr std::size_t scaled(std::size_t plain, std::size_t asan, std::size_t tsan) {
   return kSanitizer == 0 ? plain : kSanitizer == 1 ? asan : tsan;
-}
-
-// Bytes allocated from the heap and not freed.
-std::size_t heap_in_use() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  return __sanitizer_get_current_allocated_bytes();
-#else
-  const struct mallinfo2 mi = ::mallinfo2();
-  return mi.uordblks + mi.hblkhd;
-#endif
 }
 
 // Gives cached frames and free heap pages back, so that what comes next shows
@@ -78,29 +38,6 @@ std::size_t heap_in_use() {
 void release_free_memory() {
   coring::FrameAllocator::trim();
   ::malloc_trim(0);
-}
-
-std::size_t rss_bytes() {
-  std::ifstream f("/proc/self/statm");
-  std::size_t size = 0;
-  std::size_t resident = 0;
-  f >> size >> resident;
-  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-}
-
-std::uint64_t ms_since(TimePoint t0) {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
-}
-
-template <class Pred>
-Task<bool> eventually(Pred pred, Duration limit) {
-  const TimePoint until = Clock::now() + limit;
-  while (!pred()) {
-    if (Clock::now() > until) co_return false;
-    co_await coring::sleep_for(2ms);
-  }
-  co_return true;
 }
 
 // One round trip of `msg`: true when every byte came back, in order.
