@@ -19,55 +19,18 @@
 #include <cstdint>
 #include <cstring>
 #include <iterator>
-#include <random>
 #include <span>
 #include <string>
 #include <system_error>
 #include <vector>
 
-#include "support/test_support.hpp"
+#include "support/net_support.hpp"
 
-using namespace std::chrono_literals;
-using coring::Clock;
-using coring::Duration;
-using coring::EventLoop;
-using coring::JoinHandle;
-using coring::Task;
-using coring::TimePoint;
-using coring::net::Address;
-using coring::net::Connected;
-using coring::net::EchoOptions;
-using coring::net::EchoServer;
-using coring::net::EchoStats;
-using coring::net::Received;
-using coring::net::SendResult;
-using coring::net::TcpListener;
-using coring::net::TcpStream;
-
-namespace net = coring::net;
+using namespace coring_test;
 
 namespace {
 
 constexpr std::size_t kNpos = static_cast<std::size_t>(-1);
-
-std::vector<std::byte> random_bytes(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::byte> out(n);
-  std::size_t i = 0;
-  while (i < n) {
-    std::uint64_t v = rng();
-    for (int k = 0; k < 8 && i < n; ++k, ++i) {
-      out[i] = static_cast<std::byte>(v & 0xff);
-      v >>= 8;
-    }
-  }
-  return out;
-}
-
-std::uint64_t ms_since(TimePoint t0) {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
-}
 
 // What one echo client saw.
 struct ClientResult {
@@ -171,29 +134,6 @@ Task<std::string> wait_end(TcpStream* stream, Duration timeout) {
 
 Task<void> sleep_ms(int ms) {
   co_await coring::sleep_for(std::chrono::milliseconds(ms));
-}
-
-// Polls `pred` every 2 ms until it holds or `limit` passes.
-template <class Pred>
-Task<bool> eventually(Pred pred, Duration limit) {
-  const TimePoint until = Clock::now() + limit;
-  while (!pred()) {
-    if (Clock::now() > until) co_return false;
-    co_await coring::sleep_for(2ms);
-  }
-  co_return true;
-}
-
-// A plain blocking client socket connected to `addr` (loopback connects complete
-// in the kernel, so this never waits for the loop).
-int raw_connect(const Address& addr) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (::connect(fd, addr.sockaddr_ptr(), addr.sockaddr_len()) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // ---- scenarios ----
@@ -588,8 +528,7 @@ Task<ClientResult> resetting_client(Address addr, std::size_t* written) {
       co_await sleep_ms(5);
     }
   }
-  const linger lg{1, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  set_linger_zero(fd);
   ::close(fd);  // RST
   co_return out;
 }
@@ -681,29 +620,6 @@ Task<CancelOutcome> cancel_serve_echo() {
   out.fds_after = coring_test::count_open_fds();
   co_return out;
 }
-
-// Lowers RLIMIT_NOFILE for its lifetime (or until restore()).
-class NofileLimit {
- public:
-  explicit NofileLimit(rlim_t soft) {
-    ::getrlimit(RLIMIT_NOFILE, &saved_);
-    rlimit low = saved_;
-    low.rlim_cur = soft;
-    ok_ = ::setrlimit(RLIMIT_NOFILE, &low) == 0;
-  }
-  ~NofileLimit() { restore(); }
-  NofileLimit(const NofileLimit&) = delete;
-  NofileLimit& operator=(const NofileLimit&) = delete;
-  void restore() {
-    if (ok_) ::setrlimit(RLIMIT_NOFILE, &saved_);
-    ok_ = false;
-  }
-  [[nodiscard]] bool ok() const noexcept { return ok_; }
-
- private:
-  rlimit saved_{};
-  bool ok_ = false;
-};
 
 // Sends `msg` on a non-blocking raw socket and polls (from the loop) for its echo.
 Task<bool> raw_round_trip(int fd, std::string msg, Duration timeout) {
