@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <stdexcept>
+#include <utility>
 
 #include "coring/net/detail/service.hpp"
 #include "coring/net/detail/stream_core.hpp"
@@ -98,6 +99,39 @@ void NetService::wake_buffer_waiter() noexcept {
       return;  // one buffer back: one stream may try again
     }
   }
+}
+
+// ---- SocketWaiter ----
+
+SocketWaiter::SocketWaiter() noexcept {
+  on_cancel = [](CancelSlot* s) noexcept {
+    auto* self = static_cast<SocketWaiter*>(s);
+    self->cancelled = true;
+    self->resume_task(false);
+  };
+  on_fire = [](TimerNode* t) noexcept {
+    auto* self = static_cast<SocketWaiter*>(t);
+    self->timed_out = true;
+    self->resume_task(false);
+  };
+}
+
+void SocketWaiter::start_timer() {
+  if (timeout <= Duration::zero()) return;
+  deadline = Clock::now() + timeout;
+  loop->timers().add(this);
+}
+
+void SocketWaiter::unpark() noexcept {
+  if (leave != nullptr) std::exchange(leave, nullptr)(this);
+  if (armed()) loop->timers().remove(this);
+  if (ctx != nullptr) ctx->disarm(this);
+}
+
+void SocketWaiter::resume_task(bool filled) noexcept {
+  unpark();
+  woken = filled;
+  loop->scheduler().schedule(handle);
 }
 
 // ---- TimedOp ----

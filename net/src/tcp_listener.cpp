@@ -90,10 +90,8 @@ void ListenerCore::on_accept(Completion* c, int res, std::uint32_t flags) noexce
   self->maybe_arm();
   if (self->waiter_ != nullptr && queued > 0) {
     AcceptWaiter* w = self->waiter_;
-    self->unpark(w);
     w->fd = self->pop(w->error);
-    w->woken = true;
-    self->svc->loop().scheduler().schedule(w->handle);
+    w->resume_task(true);
   }
 }
 
@@ -124,26 +122,21 @@ void ListenerCore::park(AcceptWaiter* w) {
   }
   maybe_arm();
   waiter_ = w;
-  if (w->timeout > Duration::zero()) {
-    w->deadline = Clock::now() + w->timeout;
-    svc->loop().timers().add(w);
-  }
-}
-
-void ListenerCore::unpark(AcceptWaiter* w) noexcept {
-  if (waiter_ == w) waiter_ = nullptr;
-  if (w->armed() && svc != nullptr) svc->loop().timers().remove(w);
-  if (w->ctx != nullptr) w->ctx->disarm(w);
+  w->svc = svc;
+  w->loop = &svc->loop();
+  w->leave = [](SocketWaiter* s) noexcept {
+    auto* aw = static_cast<AcceptWaiter*>(s);
+    if (aw->core->waiter_ == aw) aw->core->waiter_ = nullptr;
+  };
+  w->start_timer();
 }
 
 void ListenerCore::orphan() noexcept {
   orphaned = true;
   if (AcceptWaiter* w = waiter_) {
-    unpark(w);
     w->fd = -1;
     w->error = ECANCELED;
-    w->woken = true;
-    if (svc != nullptr) svc->loop().scheduler().schedule(w->handle);
+    w->resume_task(true);
   }
   for (std::size_t i = queue_head_; i < queue_.size(); ++i) ::close(queue_[i]);
   queue_.clear();
@@ -175,30 +168,7 @@ void ListenerCore::maybe_free() noexcept {
 }  // namespace detail
 
 bool AcceptAwaiter::suspend() {
-  if (ctx != nullptr && !ctx->arm(this)) {
-    cancelled = true;
-    return false;
-  }
-  on_cancel = [](CancelSlot* s) noexcept {
-    auto* self = static_cast<AcceptAwaiter*>(static_cast<detail::AcceptWaiter*>(s));
-    self->cancelled = true;
-    self->core->unpark(self);
-    self->core->svc->loop().scheduler().schedule(self->handle);
-  };
-  on_fire = [](TimerNode* t) noexcept {
-    auto* self = static_cast<AcceptAwaiter*>(static_cast<detail::AcceptWaiter*>(t));
-    self->timed_out = true;
-    self->core->unpark(self);
-    self->core->svc->loop().scheduler().schedule(self->handle);
-  };
-  svc = core->svc;
-  try {
-    core->park(this);
-  } catch (...) {
-    if (ctx != nullptr) ctx->disarm(this);
-    throw;
-  }
-  return true;
+  return park_with([this] { core->park(this); });
 }
 
 Accepted AcceptAwaiter::await_resume() {

@@ -82,15 +82,13 @@ void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
       // The common case: a task is waiting and nothing is queued; hand over
       // directly.
       RecvWaiter* w = self->waiter_;
-      self->unpark(w);
       ++self->leased_;
       ++self->ring_held_;
       w->status = kData;
       w->data = self->svc->ring().data(bid);
       w->len = static_cast<std::uint32_t>(res);
       w->bid = bid;
-      w->woken = true;
-      self->svc->loop().scheduler().schedule(w->handle);
+      w->resume_task(true);
     } else {
       try {
         self->push({static_cast<std::uint32_t>(res), bid, nullptr});
@@ -177,24 +175,18 @@ void StreamCore::park(RecvWaiter* w) {
   started_ = true;
   maybe_arm();
   waiter_ = w;
-  if (w->timeout > Duration::zero()) {
-    w->deadline = Clock::now() + w->timeout;
-    svc->loop().timers().add(w);
-  }
-}
-
-void StreamCore::unpark(RecvWaiter* w) noexcept {
-  if (waiter_ == w) waiter_ = nullptr;
-  if (w->armed() && svc != nullptr) svc->loop().timers().remove(w);
-  if (w->ctx != nullptr) w->ctx->disarm(w);
+  w->loop = &svc->loop();
+  w->leave = [](SocketWaiter* s) noexcept {
+    auto* rw = static_cast<RecvWaiter*>(s);
+    if (rw->core->waiter_ == rw) rw->core->waiter_ = nullptr;
+  };
+  w->start_timer();
 }
 
 void StreamCore::wake() noexcept {
   RecvWaiter* w = waiter_;
-  unpark(w);
   w->status = pop(w->data, w->len, w->bid);
-  w->woken = true;
-  svc->loop().scheduler().schedule(w->handle);
+  w->resume_task(true);
 }
 
 void StreamCore::release(std::uint16_t bid, std::byte* data) noexcept {
@@ -218,10 +210,8 @@ void StreamCore::orphan(bool keep_fd) noexcept {
   orphaned = true;
   if (RecvWaiter* w = waiter_) {
     // A recv parked on a stream being closed ends with an error.
-    unpark(w);
     w->status = -EBADF;
-    w->woken = true;
-    if (svc != nullptr) svc->loop().scheduler().schedule(w->handle);
+    w->resume_task(true);
   }
   drop_queued();
   if (svc == nullptr) {
@@ -270,31 +260,7 @@ void StreamCore::maybe_free() noexcept {
 // ---- RecvAwaiter ----
 
 bool RecvAwaiter::suspend() {
-  if (ctx != nullptr && !ctx->arm(this)) {
-    cancelled = true;
-    return false;
-  }
-  try {
-    core->park(this);
-  } catch (...) {
-    if (ctx != nullptr) ctx->disarm(this);
-    throw;
-  }
-  return true;
-}
-
-void RecvAwaiter::cancel_requested(CancelSlot* s) noexcept {
-  auto* self = static_cast<RecvAwaiter*>(static_cast<detail::RecvWaiter*>(s));
-  self->cancelled = true;
-  self->core->unpark(self);
-  self->core->svc->loop().scheduler().schedule(self->handle);
-}
-
-void RecvAwaiter::timer_fired(TimerNode* t) noexcept {
-  auto* self = static_cast<RecvAwaiter*>(static_cast<detail::RecvWaiter*>(t));
-  self->timed_out = true;
-  self->core->unpark(self);
-  self->core->svc->loop().scheduler().schedule(self->handle);
+  return park_with([this] { core->park(this); });
 }
 
 Received RecvAwaiter::await_resume() {

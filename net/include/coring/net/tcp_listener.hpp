@@ -56,18 +56,13 @@ struct [[nodiscard]] Accepted {
 
 namespace detail {
 
-class AcceptWaiter : public CancelSlot, public TimerNode {
+// The part of an AcceptAwaiter the core talks to.
+class AcceptWaiter : public SocketWaiter {
  public:
   class ListenerCore* core = nullptr;
   NetService* svc = nullptr;  // kept: the core may be gone by the time we resume
-  TaskContext* ctx = nullptr;
-  std::coroutine_handle<> handle;
-  Duration timeout{};
   int fd = -1;
   int error = 0;  // errno when woken without a connection
-  bool woken = false;
-  bool timed_out = false;
-  bool cancelled = false;
 };
 
 class ListenerCore final : public SocketCore, private Completion, private TimerNode {
@@ -79,7 +74,6 @@ class ListenerCore final : public SocketCore, private Completion, private TimerN
 
   [[nodiscard]] bool ready() const noexcept { return !queue_.empty() || orphaned; }
   void park(AcceptWaiter* w);
-  void unpark(AcceptWaiter* w) noexcept;
   // A queued connection's fd, or -1 (then `error` says why).
   int pop(int& error) noexcept;
   void orphan() noexcept;

@@ -114,8 +114,6 @@ class [[nodiscard]] RecvAwaiter : private detail::RecvWaiter {
   RecvAwaiter(detail::StreamCore* c, Duration t) noexcept {
     core = c;
     timeout = t;
-    on_cancel = &RecvAwaiter::cancel_requested;
-    on_fire = &RecvAwaiter::timer_fired;
   }
   RecvAwaiter(const RecvAwaiter&) = delete;
   RecvAwaiter& operator=(const RecvAwaiter&) = delete;
@@ -131,8 +129,6 @@ class [[nodiscard]] RecvAwaiter : private detail::RecvWaiter {
 
  private:
   bool suspend();
-  static void cancel_requested(CancelSlot* s) noexcept;
-  static void timer_fired(TimerNode* t) noexcept;
 };
 
 class [[nodiscard]] SendAllAwaiter : private Completion, private CancelSlot, private TimerNode {

@@ -43,7 +43,6 @@ class StreamCore final : public SocketCore, private Completion {
   // Parks `w` until readable, arming the recv if needed. Throws std::logic_error
   // if another task is already waiting on this stream.
   void park(RecvWaiter* w);
-  void unpark(RecvWaiter* w) noexcept;
   static constexpr int kData = 1;
   static constexpr int kEof = 2;
   // Takes the next item: fills `data/len/bid` and returns kData, or returns the
@@ -103,20 +102,14 @@ class StreamCore final : public SocketCore, private Completion {
 };
 
 // The part of a RecvAwaiter the core talks to.
-class RecvWaiter : public CancelSlot, public TimerNode {
+class RecvWaiter : public SocketWaiter {
  public:
   StreamCore* core = nullptr;
-  TaskContext* ctx = nullptr;
-  std::coroutine_handle<> handle;
-  Duration timeout{};
   // Filled when woken: as StreamCore::pop returns (kData: in data/len/bid).
   int status = 0;
   std::byte* data = nullptr;
   std::uint32_t len = 0;
   std::uint16_t bid = 0;
-  bool woken = false;
-  bool timed_out = false;
-  bool cancelled = false;
 };
 
 }  // namespace coring::net::detail
