@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "coring/runtime/scheduler.hpp"
+#include "coring/runtime/join_handle.hpp"
 
 namespace coring::net {
 

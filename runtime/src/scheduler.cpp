@@ -1,4 +1,4 @@
-#include "coring/runtime/scheduler.hpp"
+#include "coring/runtime/join_handle.hpp"
 
 #include <fmt/core.h>
 
@@ -59,7 +59,7 @@ std::coroutine_handle<> PromiseBase::on_final(std::coroutine_handle<> self) noex
     return continuation_;
   }
   done_ = true;
-  root_ctx_.destroy_locals();  // a task's TaskLocal values die when it ends
+  root_ctx_.destroy_extension();  // a task's TaskLocal values die when it ends
   scheduler_->forget(*this);
   if (continuation_) return std::exchange(continuation_, {});
   if (handle_ == nullptr) {

@@ -24,6 +24,7 @@
 
 #include "coring/runtime/backend.hpp"
 #include "coring/runtime/clock.hpp"
+#include "coring/runtime/join_handle.hpp"
 #include "coring/runtime/scheduler.hpp"
 #include "coring/runtime/timer_queue.hpp"
 

@@ -161,8 +161,9 @@ JoinHandle<T> TaskScheduler::spawn(Task<T> task, std::string_view name) {
   return JoinHandle<T>(h);
 }
 
+// Spawns on the current thread's scheduler (see TaskScheduler::spawn).
 template <class T>
-JoinHandle<T> spawn(Task<T> task, std::string_view name) {
+JoinHandle<T> spawn(Task<T> task, std::string_view name = {}) {
   return current_scheduler().spawn(std::move(task), name);
 }
 

@@ -10,6 +10,7 @@
 #include "coring/runtime/join_handle.hpp"
 #include "coring/runtime/scheduler.hpp"
 #include "coring/runtime/task.hpp"
+#include "coring/runtime/task_context.hpp"
 #include "coring/runtime/time.hpp"
 #include "coring/runtime/timer_queue.hpp"
 #include "coring/runtime/with_timeout.hpp"

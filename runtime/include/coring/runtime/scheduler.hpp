@@ -67,6 +67,7 @@ class TaskScheduler {
 
   // Starts `task` as a root task of this scheduler: it is queued to run, and
   // the returned handle joins, cancels or detaches it. `name` appears in reports.
+  // Defined in join_handle.hpp.
   template <class T>
   JoinHandle<T> spawn(Task<T> task, std::string_view name = {});
 
@@ -126,10 +127,6 @@ inline TaskScheduler& current_scheduler() {
   return *s;
 }
 
-// Spawns on the current thread's scheduler.
-template <class T>
-JoinHandle<T> spawn(Task<T> task, std::string_view name = {});
-
 // `co_await yield_now()`: go to the back of the ready line and let the others run.
 // It always suspends, even in a cancelled task, which then throws Cancelled when
 // it is resumed: a task that swallows Cancelled in a yield loop still gives the
@@ -155,5 +152,3 @@ inline YieldAwaiter yield_now() noexcept {
 }
 
 }  // namespace coring
-
-#include "coring/runtime/join_handle.hpp"

@@ -26,8 +26,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "coring/runtime/cancel.hpp"
 #include "coring/runtime/frame_allocator.hpp"
+#include "coring/runtime/task_context.hpp"
 #include "coring/runtime/transfer.hpp"
 
 namespace coring {

@@ -64,7 +64,7 @@ class [[nodiscard]] ScopedAwaiter : private CancelSlot, private TimerNode {
       outer_cancelled_ = true;
       return parent;  // resume at once; await_resume throws
     }
-    inner_.share_locals_of(outer_);  // the awaitable sees the task's TaskLocal values
+    inner_.share_extension_of(outer_);  // the awaitable sees the task's TaskLocal values
     deadline = Clock::now() + timeout_;
     loop_->timers().add(this);
     child_.promise().attach_parent(parent, &inner_);

@@ -1,6 +1,7 @@
 // The sync module: loop-local awaitable synchronisation primitives.
 #pragma once
 
+#include "coring/sync/barrier.hpp"
 #include "coring/sync/condition.hpp"
 #include "coring/sync/event.hpp"
 #include "coring/sync/latch.hpp"

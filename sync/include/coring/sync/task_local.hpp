@@ -21,9 +21,9 @@
 // Loop-local like everything in sync/: one task runs at a time, nothing is locked.
 //
 // Implementation notes: the values of a task are an intrusive, type-erased list
-// of heap nodes whose head lives in the task's root TaskContext
-// (TaskContext::local_slots(), destroy_locals() in runtime/cancel.hpp). Lookup is
-// a walk of that list: meant for the few task-locals a task uses.
+// of heap nodes kept in sync's per-task state (detail/task_state.hpp), which the
+// runtime stores in the task's TaskContext and destroys when the task ends.
+// Lookup is a walk of that list: meant for the few task-locals a task uses.
 #pragma once
 
 #include <atomic>
@@ -34,7 +34,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "coring/runtime/cancel.hpp"
+#include "coring/runtime/task_context.hpp"
+#include "coring/sync/detail/task_state.hpp"
 
 namespace coring {
 
@@ -50,11 +51,11 @@ inline std::uint64_t next_task_local_key() noexcept {
 
 template <class T>
 class TaskLocal {
-  struct Slot : detail::TaskLocalSlot {
+  struct Node : detail::TaskLocalValue {
     template <class... A>
-    explicit Slot(std::uint64_t k, A&&... a) : value(std::forward<A>(a)...) {
+    explicit Node(std::uint64_t k, A&&... a) : value(std::forward<A>(a)...) {
       key = k;
-      destroy = [](detail::TaskLocalSlot* s) noexcept { delete static_cast<Slot*>(s); };
+      destroy = [](detail::TaskLocalValue* v) noexcept { delete static_cast<Node*>(v); };
     }
     T value;
   };
@@ -69,25 +70,28 @@ class TaskLocal {
   // The copy of the task that runs in `ctx`: the building blocks of the awaitables.
   T& get_in(TaskContext& ctx) {
     if (T* p = find_in(ctx)) return *p;
-    detail::TaskLocalSlot*& head = ctx.local_slots();
-    Slot* s = make_(*this);
-    s->next = head;
-    head = s;
-    return s->value;
+    detail::SyncTaskState& state = detail::SyncTaskState::of(ctx);
+    Node* n = make_(*this);
+    n->next = state.locals;
+    state.locals = n;
+    return n->value;
   }
   T* find_in(TaskContext& ctx) const noexcept {
-    for (detail::TaskLocalSlot* s = ctx.local_slots(); s != nullptr; s = s->next) {
-      if (s->key == key_) return &static_cast<Slot*>(s)->value;
+    detail::SyncTaskState* state = detail::SyncTaskState::find(ctx);
+    if (state == nullptr) return nullptr;
+    for (detail::TaskLocalValue* v = state->locals; v != nullptr; v = v->next) {
+      if (v->key == key_) return &static_cast<Node*>(v)->value;
     }
     return nullptr;
   }
   bool reset_in(TaskContext& ctx) noexcept {
-    for (detail::TaskLocalSlot** link = &ctx.local_slots(); *link != nullptr;
-         link = &(*link)->next) {
+    detail::SyncTaskState* state = detail::SyncTaskState::find(ctx);
+    if (state == nullptr) return false;
+    for (detail::TaskLocalValue** link = &state->locals; *link != nullptr; link = &(*link)->next) {
       if ((*link)->key == key_) {
-        detail::TaskLocalSlot* s = *link;
-        *link = s->next;
-        s->destroy(s);
+        detail::TaskLocalValue* v = *link;
+        *link = v->next;
+        v->destroy(v);
         return true;
       }
     }
@@ -134,12 +138,12 @@ class TaskLocal {
   AccessAwaiter<Reset> reset() noexcept { return AccessAwaiter<Reset>{*this}; }
 
  private:
-  static Slot* make_default(TaskLocal& l) { return new Slot(l.key_); }
-  static Slot* make_copy(TaskLocal& l) { return new Slot(l.key_, *l.initial_); }
+  static Node* make_default(TaskLocal& l) { return new Node(l.key_); }
+  static Node* make_copy(TaskLocal& l) { return new Node(l.key_, *l.initial_); }
 
   std::uint64_t key_ = detail::next_task_local_key();
   std::optional<T> initial_;
-  Slot* (*make_)(TaskLocal&);
+  Node* (*make_)(TaskLocal&);
 };
 
 }  // namespace coring
