@@ -18,12 +18,14 @@ std::string describe_exception(const std::exception_ptr& e) {
   }
 }
 
-void report_unobserved(const detail::PromiseBase& p, const char* how) {
-  const std::string_view name = p.name();
+void report_failure(std::string_view name, const char* how, const std::exception_ptr& e) {
   fmt::print(stderr, "coring: {} task '{}' failed: {}\n", how,
-             name.empty() ? std::string_view("<unnamed>") : name,
-             describe_exception(p.exception()));
+             name.empty() ? std::string_view("<unnamed>") : name, describe_exception(e));
   std::fflush(stderr);
+}
+
+void report_unobserved(const detail::PromiseBase& p, const char* how) {
+  report_failure(p.name(), how, p.exception());
 }
 
 }  // namespace
@@ -61,27 +63,106 @@ std::coroutine_handle<> PromiseBase::on_final(std::coroutine_handle<> self) noex
   done_ = true;
   root_ctx_.destroy_extension();  // a task's TaskLocal values die when it ends
   scheduler_->forget(*this);
-  if (continuation_) return std::exchange(continuation_, {});
-  if (handle_ == nullptr) {
-    // Detached: nobody will read the result, so report a failure and free the frame.
+  const std::coroutine_handle<> joiner = std::exchange(continuation_, {});
+  std::string* name = std::exchange(name_, nullptr);
+  if (handle_ != nullptr) {
+    // The result moves into the handle (a value already did, in TaskPromise<T>).
+    if (!exception_) {
+      handle_->settle(JoinHandleBase::State::returned, nullptr, name);
+    } else if (has_exception_of_cancel()) {
+      handle_->settle(JoinHandleBase::State::cancelled, nullptr, name);
+    } else {
+      handle_->settle(JoinHandleBase::State::failed, std::move(exception_), name);
+    }
+  } else {
+    // Detached: nobody will read the result, so report a failure.
     if (exception_ && !has_exception_of_cancel()) report_unobserved(*this, "detached");
-    self.destroy();
+    delete name;
   }
-  return {};
+  self.destroy();  // by-value parameters and everything else the frame held go now
+  return joiner;
+}
+
+JoinHandleBase::JoinHandleBase(PromiseBase* p) noexcept : task_(p), state_(State::running) {
+  p->handle_ = this;
+}
+
+void JoinHandleBase::steal(JoinHandleBase& o) noexcept {
+  state_ = std::exchange(o.state_, State::empty);
+  observed_ = std::exchange(o.observed_, false);
+  error_ = std::move(o.error_);
+  if (state_ == State::running) {
+    task_ = o.task_;
+    task_->handle_ = this;
+  } else if (state_ != State::empty) {
+    name_ = std::exchange(o.name_, nullptr);
+  }
+}
+
+void JoinHandleBase::settle(State s, std::exception_ptr error, std::string* name) noexcept {
+  state_ = s;
+  error_ = std::move(error);
+  name_ = name;
 }
 
 void JoinHandleBase::release() noexcept {
-  if (promise_ == nullptr) return;
-  if (promise_->done()) {
-    if (!observed_ && promise_->failed() && !promise_->has_exception_of_cancel()) {
-      report_unobserved(*promise_, "unjoined");
-    }
-    std::coroutine_handle<>::from_address(promise_->frame_).destroy();
-  } else {
-    promise_->handle_ = nullptr;  // detach: the task frees itself when it ends
-    promise_->continuation_ = {};
+  switch (state_) {
+    case State::empty:
+      return;
+    case State::running:
+      task_->handle_ = nullptr;  // detach: the task frees itself when it ends
+      task_->continuation_ = {};
+      break;
+    default:
+      if (state_ == State::failed && !observed_) {
+        report_failure(name_ != nullptr ? std::string_view(*name_) : std::string_view(), "unjoined",
+                       error_);
+      }
+      delete name_;
+      error_ = nullptr;
+      break;
   }
-  promise_ = nullptr;
+  state_ = State::empty;
+}
+
+void JoinHandleBase::cancel() noexcept {
+  if (state_ == State::running) task_->root_context().request_cancel();
+}
+
+std::string_view JoinHandleBase::name() const noexcept {
+  if (state_ == State::running) return task_->name();
+  if (state_ != State::empty && name_ != nullptr) return *name_;
+  return {};
+}
+
+void JoinHandleBase::set_joiner(std::coroutine_handle<> h) noexcept {
+  task_->continuation_ = h;
+}
+
+void JoinHandleBase::clear_joiner() noexcept {
+  if (state_ == State::running) task_->continuation_ = {};
+}
+
+TaskScheduler* JoinHandleBase::scheduler() const noexcept {
+  return state_ == State::running ? task_->scheduler_ : nullptr;
+}
+
+void JoinHandleBase::check_ended() const {
+  if (state_ == State::taken) {
+    throw std::logic_error("coring: the result of this JoinHandle was already taken");
+  }
+  if (state_ == State::running || state_ == State::empty) {
+    throw std::logic_error(state_ == State::running
+                               ? "coring: the result of a task that has not ended"
+                               : "coring: the result of an empty JoinHandle");
+  }
+}
+
+void JoinHandleBase::check_result() {
+  check_ended();
+  observed_ = true;
+  if (state_ == State::failed) std::rethrow_exception(error_);
+  if (state_ == State::cancelled) throw Cancelled{};
 }
 
 }  // namespace detail
@@ -148,7 +229,10 @@ void TaskScheduler::shutdown() {
   while (roots_ != nullptr) {
     detail::PromiseBase* p = roots_;
     forget(*p);
-    if (p->handle_ != nullptr) p->handle_->abandon();
+    if (p->handle_ != nullptr) {
+      p->handle_->settle(detail::JoinHandleBase::State::cancelled, nullptr,
+                         std::exchange(p->name_, nullptr));
+    }
     std::coroutine_handle<>::from_address(p->frame_).destroy();
   }
   ready_.clear();

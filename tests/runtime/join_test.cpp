@@ -2,7 +2,9 @@
 #include <catch2/catch.hpp>
 #include <coring/coring.hpp>
 
+#include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 using coring::JoinHandle;
@@ -168,4 +170,96 @@ TEST_CASE("a handle to a task freed at scheduler shutdown reports it cancelled",
   }
   CHECK(h.done());
   CHECK_THROWS_AS(h.result(), coring::Cancelled);
+}
+
+namespace {
+// The ownership shape of issue 8's bug 3: a client owns the handle of its writer
+// task, and the writer holds the client (by value, in its frame) while it runs.
+struct Client {
+  JoinHandle<void> writer;
+  std::vector<std::string> queued{"a", "b", "c"};
+};
+
+Task<void> write_lines(std::shared_ptr<Client> client, int* written) {
+  for (const std::string& line : client->queued) {
+    *written += static_cast<int>(line.size());
+    co_await coring::yield_now();
+  }
+}
+}  // namespace
+
+TEST_CASE(
+    "regression: a finished task's frame (and what it holds by value) is freed before "
+    "its handle is dropped",
+    "[runtime][join]") {
+  TaskScheduler sched;
+  int written = 0;
+  std::weak_ptr<Client> watch;
+  {
+    auto client = std::make_shared<Client>();
+    watch = client;
+    client->writer = sched.spawn(write_lines(client, &written), "writer");
+  }  // only the writer's frame keeps the client alive now
+  CHECK_FALSE(watch.expired());
+  sched.run();
+  CHECK(written == 3);
+  // The writer ended: its frame, with its shared_ptr<Client>, is gone, although
+  // the client held the writer's handle (a cycle while the task ran).
+  CHECK(watch.expired());
+  CHECK(sched.live_tasks() == 0);
+}
+
+TEST_CASE("a finished task's frame is freed at once; its value waits in the handle",
+          "[runtime][join]") {
+  TaskScheduler sched;
+  const auto before = coring::FrameAllocator::live_frames();
+  auto make = [](std::string s) -> Task<std::string> {
+    co_await coring::yield_now();
+    co_return s + "!";
+  };
+  auto h = sched.spawn(make(std::string(100, 'x')), "maker");
+  CHECK(coring::FrameAllocator::live_frames() == before + 1);
+  sched.run();
+  CHECK(h.done());
+  CHECK(coring::FrameAllocator::live_frames() == before);  // handle still held
+  CHECK(h.name() == "maker");                              // the name stays with the handle
+  CHECK(h.result() == std::string(100, 'x') + "!");
+  CHECK_THROWS_AS(h.result(), std::logic_error);  // taken once
+}
+
+TEST_CASE("join() gives how the task ended without throwing for it", "[runtime][join]") {
+  auto parent = []() -> Task<int> {
+    auto ok = coring::spawn(value_after_yields(7, 2));
+    auto bad = coring::spawn(throw_after_yield(), "thrower");
+    auto stopped = coring::spawn(value_after_yields(1, 100));
+    co_await coring::yield_now();
+    stopped.cancel();
+
+    coring::Outcome<int> a = co_await ok.join();
+    coring::Outcome<int> b = co_await bad.join();
+    coring::Outcome<int> c = co_await stopped.join();
+    CHECK(a.has_value());
+    CHECK(a.value() == 7);
+    CHECK(b.failed());
+    CHECK_FALSE(b.cancelled());
+    CHECK(b.error() != nullptr);
+    CHECK_THROWS_AS(b.value(), std::runtime_error);
+    CHECK(c.cancelled());
+    CHECK_FALSE(c.has_value());
+    CHECK_THROWS_AS(c.value(), coring::TaskCancelled);
+    co_return a.value();
+  };
+  CHECK(run_standalone(parent()) == 7);
+}
+
+TEST_CASE("a handle moved after its task ended keeps the value", "[runtime][join]") {
+  TaskScheduler sched;
+  auto h = sched.spawn(value_after_yields(5, 0));
+  sched.run();
+  JoinHandle<int> moved = std::move(h);
+  CHECK_FALSE(h.valid());
+  CHECK(moved.done());
+  JoinHandle<int> assigned;
+  assigned = std::move(moved);
+  CHECK(assigned.result() == 5);
 }

@@ -1,96 +1,79 @@
 // JoinHandle<T>: the caller's side of a spawned task.
 //
+// State: running (the task has not ended), then returned / failed / cancelled
+// (how it ended, with its value or exception kept here: the task's frame is
+// already freed), then taken once the result has been consumed. An empty handle
+// (default-constructed, moved-from, detached) refers to no task.
+//
 // - `co_await handle` waits for the task and gives its value, or rethrows its
 //   exception (Cancelled if it was cancelled). The result can be taken once.
+// - `co_await handle.join()` waits the same way and never throws for the task:
+//   it gives an Outcome<T> (returned / failed / cancelled).
 // - `cancel()` asks the task to stop at its next suspension point.
-// - `done()` tells whether it has finished.
-// - Dropping (or `detach()`ing) the handle lets the task run on; its frame is
-//   freed when it ends, and an exception it ends with is reported on stderr.
-//   Dropping a handle whose task failed and was never joined reports it too.
-// The handle and the task must stay on the scheduler's thread.
+// - `done()` tells whether it has ended.
+// - Dropping (or `detach()`ing) the handle of a running task lets it run on; its
+//   frame is freed when it ends, and an exception it ends with is reported on
+//   stderr. Dropping a handle whose task failed and was never joined reports it
+//   too.
+// Joining is itself cancellable: a joiner that is cancelled stops waiting (the
+// joined task runs on). The handle and the task must stay on the scheduler's
+// thread.
 #pragma once
 
 #include <coroutine>
 #include <string_view>
 #include <utility>
 
+#include "coring/runtime/outcome.hpp"
 #include "coring/runtime/scheduler.hpp"
+#include "coring/runtime/task.hpp"
 
 namespace coring {
-namespace detail {
-
-class JoinHandleBase {
- public:
-  [[nodiscard]] bool valid() const noexcept { return promise_ != nullptr || abandoned_; }
-  [[nodiscard]] bool done() const noexcept {
-    return abandoned_ || (promise_ != nullptr && promise_->done());
-  }
-  void cancel() noexcept {
-    if (promise_ != nullptr && !promise_->done()) promise_->root_context().request_cancel();
-  }
-  void detach() noexcept { release(); }
-  [[nodiscard]] std::string_view name() const noexcept {
-    return promise_ != nullptr ? promise_->name() : std::string_view();
-  }
-
- protected:
-  JoinHandleBase() noexcept = default;
-  explicit JoinHandleBase(PromiseBase* p) noexcept : promise_(p) { p->handle_ = this; }
-  JoinHandleBase(JoinHandleBase&& o) noexcept { steal(o); }
-  JoinHandleBase& operator=(JoinHandleBase&& o) noexcept {
-    if (this != &o) {
-      release();
-      steal(o);
-    }
-    return *this;
-  }
-  ~JoinHandleBase() { release(); }
-
-  void release() noexcept;
-  void steal(JoinHandleBase& o) noexcept {
-    promise_ = std::exchange(o.promise_, nullptr);
-    abandoned_ = std::exchange(o.abandoned_, false);
-    observed_ = std::exchange(o.observed_, false);
-    if (promise_ != nullptr) promise_->handle_ = this;
-  }
-
-  friend class coring::TaskScheduler;
-  friend class PromiseBase;
-  // Called by the scheduler when it frees an unfinished task at shutdown.
-  void abandon() noexcept {
-    promise_ = nullptr;
-    abandoned_ = true;
-  }
-  void set_joiner(std::coroutine_handle<> h) noexcept { promise_->continuation_ = h; }
-  void clear_joiner() noexcept {
-    if (promise_ != nullptr) promise_->continuation_ = {};
-  }
-  TaskScheduler* scheduler() const noexcept {
-    return promise_ != nullptr ? promise_->scheduler_ : nullptr;
-  }
-
-  PromiseBase* promise_ = nullptr;  // the root's promise; its frame is promise_->frame_
-  bool abandoned_ = false;          // freed by scheduler shutdown before it finished
-  bool observed_ = false;           // the result was taken
-};
-
-}  // namespace detail
 
 template <class T>
-class [[nodiscard]] JoinHandle : public detail::JoinHandleBase {
+class [[nodiscard]] JoinHandle : public detail::JoinStorage<T> {
+  using Base = detail::JoinStorage<T>;
+  using State = typename Base::State;
+
  public:
   JoinHandle() noexcept = default;
   JoinHandle(JoinHandle&&) noexcept = default;
   JoinHandle& operator=(JoinHandle&&) noexcept = default;
+  ~JoinHandle() = default;
 
-  // The finished task's value, or its exception rethrown. Requires done().
+  // The ended task's value, or its exception rethrown (Cancelled if it was
+  // cancelled). Requires done().
   T result() {
-    observed_ = true;
-    if (abandoned_ || promise_ == nullptr) throw Cancelled{};
-    assert(promise_->done() && "JoinHandle::result() before the task finished");
-    return typed().promise().take_result();
+    this->check_result();
+    if constexpr (std::is_void_v<T>) {
+      this->state_ = State::taken;
+    } else {
+      return this->take_value();
+    }
   }
 
+  // The ended task's outcome. Requires done() (std::logic_error otherwise, or
+  // when the result was already taken).
+  Outcome<T> outcome() {
+    this->check_ended();
+    this->observed_ = true;
+    switch (this->state_) {
+      case State::returned:
+        if constexpr (std::is_void_v<T>) {
+          this->state_ = State::taken;
+          return Outcome<T>::from_value();
+        } else {
+          return Outcome<T>::from_value(this->take_value());
+        }
+      case State::failed:
+        return Outcome<T>::from_error(this->error_);
+      default:
+        return Outcome<T>::from_cancel();
+    }
+  }
+
+  // Waits for the task; `Take` turns the ended handle into the co_await's value.
+  template <bool Outcomes>
   class [[nodiscard]] Awaiter : private CancelSlot {
    public:
     explicit Awaiter(JoinHandle& h) noexcept : handle_(h) { on_cancel = &Awaiter::cancel_wait; }
@@ -112,11 +95,15 @@ class [[nodiscard]] JoinHandle : public detail::JoinHandleBase {
       handle_.set_joiner(joiner);
       return true;
     }
-    T await_resume() {
+    auto await_resume() {
       waiting_ = false;
       if (ctx_ != nullptr) ctx_->disarm(this);
       if (cancelled_) throw Cancelled{};
-      return handle_.result();
+      if constexpr (Outcomes) {
+        return handle_.outcome();
+      } else {
+        return handle_.result();
+      }
     }
 
    private:
@@ -135,23 +122,19 @@ class [[nodiscard]] JoinHandle : public detail::JoinHandleBase {
     bool cancelled_ = false;
   };
 
-  // Joining is itself cancellable: a joiner that is cancelled stops waiting
-  // (the joined task runs on).
-  Awaiter operator co_await() & noexcept { return Awaiter{*this}; }
-  Awaiter operator co_await() && noexcept { return Awaiter{*this}; }
+  Awaiter<false> operator co_await() & noexcept { return Awaiter<false>{*this}; }
+  Awaiter<false> operator co_await() && noexcept { return Awaiter<false>{*this}; }
+  // Waits for the task and gives how it ended, never throwing for the task.
+  Awaiter<true> join() noexcept { return Awaiter<true>{*this}; }
 
  private:
   friend class TaskScheduler;
-  JoinHandle(std::coroutine_handle<detail::TaskPromise<T>> h) noexcept
-      : JoinHandleBase(&h.promise()) {}
-  std::coroutine_handle<detail::TaskPromise<T>> typed() const noexcept {
-    return std::coroutine_handle<detail::TaskPromise<T>>::from_promise(
-        static_cast<detail::TaskPromise<T>&>(*promise_));
-  }
+  explicit JoinHandle(std::coroutine_handle<detail::TaskPromise<T>> h) noexcept
+      : Base(&h.promise()) {}
 };
 
-// Two words: arrays and vectors of handles (a fan-out) stay compact.
-static_assert(sizeof(JoinHandle<int>) == 2 * sizeof(void*));
+// Arrays and vectors of handles (a fan-out) stay compact.
+static_assert(sizeof(JoinHandle<void>) == 3 * sizeof(void*));
 
 template <class T>
 JoinHandle<T> TaskScheduler::spawn(Task<T> task, std::string_view name) {

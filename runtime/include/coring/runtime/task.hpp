@@ -15,7 +15,10 @@
 // The promise also carries the state of a *root* task (one handed to spawn()):
 // its own TaskContext, its place in the scheduler's list of live tasks, and the
 // JoinHandle attached to it. That costs a few words per frame and saves a
-// separate allocation per spawn.
+// separate allocation per spawn. A root's frame is freed as soon as the task
+// ends: its value (or exception) moves into the JoinHandle, which keeps it until
+// it is taken, so nothing the task's frame holds (its by-value parameters
+// included) outlives the task.
 #pragma once
 
 #include <cassert>
@@ -27,6 +30,7 @@
 #include <utility>
 
 #include "coring/runtime/frame_allocator.hpp"
+#include "coring/runtime/outcome.hpp"
 #include "coring/runtime/task_context.hpp"
 #include "coring/runtime/transfer.hpp"
 
@@ -95,7 +99,12 @@ class PromiseBase {
     return name_ != nullptr ? std::string_view(*name_) : std::string_view();
   }
 
+  // Ends the task: a child transfers back to its awaiter; a root settles its
+  // JoinHandle, frees its frame and transfers to its joiner (if one waits).
   std::coroutine_handle<> on_final(std::coroutine_handle<> self) noexcept;
+
+ protected:
+  [[nodiscard]] JoinHandleBase* join_handle() const noexcept { return handle_; }
 
  private:
   friend class coring::TaskScheduler;
@@ -116,6 +125,132 @@ class PromiseBase {
   bool done_ = false;
 };
 
+// The caller's side of a spawned task, without its value type: the state of the
+// task as the handle sees it. The task settles it when it ends (see
+// PromiseBase::on_final); JoinHandle<T> (join_handle.hpp) adds the value.
+class JoinHandleBase {
+ public:
+  // False for a default-constructed, moved-from or detached handle.
+  [[nodiscard]] bool valid() const noexcept { return state_ != State::empty; }
+  // The task has ended (returned, failed or was cancelled).
+  [[nodiscard]] bool done() const noexcept {
+    return state_ != State::empty && state_ != State::running;
+  }
+  // Asks the task to stop at its next suspension point; no-op once it ended.
+  void cancel() noexcept;
+  // Lets the task run on alone: it frees itself when it ends, and an exception
+  // it ends with is reported on stderr.
+  void detach() noexcept { release(); }
+  [[nodiscard]] std::string_view name() const noexcept;
+
+  JoinHandleBase(const JoinHandleBase&) = delete;
+  JoinHandleBase& operator=(const JoinHandleBase&) = delete;
+
+ protected:
+  enum class State : unsigned char { empty, running, returned, failed, cancelled, taken };
+
+  JoinHandleBase() noexcept {}
+  explicit JoinHandleBase(PromiseBase* p) noexcept;
+  JoinHandleBase(JoinHandleBase&& o) noexcept { steal(o); }
+  JoinHandleBase& operator=(JoinHandleBase&& o) noexcept {
+    if (this != &o) {
+      release();
+      steal(o);
+    }
+    return *this;
+  }
+  ~JoinHandleBase() { release(); }
+
+  // Detaches a running task; drops (and reports, if failed and never looked at)
+  // a finished one's result. The value of a returned task is the derived
+  // class's to destroy first.
+  void release() noexcept;
+  void steal(JoinHandleBase& o) noexcept;
+  // Called by the task (or by the scheduler freeing it unfinished).
+  void settle(State s, std::exception_ptr error, std::string* name) noexcept;
+  // Joining: the task resumes `joiner` when it ends.
+  void set_joiner(std::coroutine_handle<> h) noexcept;
+  void clear_joiner() noexcept;
+  [[nodiscard]] TaskScheduler* scheduler() const noexcept;
+  // The outcome without the value: rethrows a failure, throws Cancelled for a
+  // cancelled task. Marks the result observed.
+  void check_result();
+  // Throws std::logic_error unless the task ended and its result is still here.
+  void check_ended() const;
+
+  friend class PromiseBase;
+  friend class coring::TaskScheduler;
+  template <class T>
+  friend class TaskPromise;
+
+  union {
+    PromiseBase* task_;  // running
+    std::string* name_;  // ended: the task's name, owned (null when unnamed)
+  };
+  std::exception_ptr error_;  // failed
+  State state_ = State::empty;
+  bool observed_ = false;  // the result was taken
+};
+
+// JoinHandleBase plus room for the value of a task that returned.
+template <class T>
+class JoinStorage : public JoinHandleBase {
+ protected:
+  JoinStorage() noexcept {}
+  explicit JoinStorage(PromiseBase* p) noexcept : JoinHandleBase(p) {}
+  JoinStorage(JoinStorage&& o) noexcept : JoinHandleBase(std::move(o)) { take_value_of(o); }
+  JoinStorage& operator=(JoinStorage&& o) noexcept {
+    if (this != &o) {
+      drop_value();
+      JoinHandleBase::operator=(std::move(o));
+      take_value_of(o);
+    }
+    return *this;
+  }
+  ~JoinStorage() { drop_value(); }
+  // After the base state was stolen from `o`: moves its value over too.
+  void take_value_of(JoinStorage& o) noexcept {
+    static_assert(std::is_nothrow_move_constructible_v<T>,
+                  "a spawned task's value type must be nothrow-movable");
+    if (state_ == State::returned) {
+      ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
+      o.value_.~T();
+    }
+  }
+  void drop_value() noexcept {
+    if (state_ == State::returned) {
+      value_.~T();
+      state_ = State::taken;
+    }
+  }
+  template <class U>
+  void store(U&& v) {
+    ::new (static_cast<void*>(&value_)) T(std::forward<U>(v));
+  }
+  T take_value() {
+    T v = std::move(value_);
+    value_.~T();
+    state_ = State::taken;
+    return v;
+  }
+
+  template <class>
+  friend class TaskPromise;
+  union {
+    T value_;  // returned
+  };
+};
+
+template <>
+class JoinStorage<void> : public JoinHandleBase {
+ protected:
+  JoinStorage() noexcept = default;
+  explicit JoinStorage(PromiseBase* p) noexcept : JoinHandleBase(p) {}
+  JoinStorage(JoinStorage&&) noexcept = default;
+  JoinStorage& operator=(JoinStorage&&) noexcept = default;
+  void drop_value() noexcept {}
+};
+
 template <class T>
 class TaskPromise final : public PromiseBase {
   static_assert(!std::is_reference_v<T>, "Task<T&> is not supported; return a pointer");
@@ -133,6 +268,18 @@ class TaskPromise final : public PromiseBase {
     if (exception()) std::rethrow_exception(exception());
     assert(value_.has_value());
     return std::move(*value_);
+  }
+
+  std::coroutine_handle<> on_final(std::coroutine_handle<> self) noexcept {
+    // A root whose handle waits for the value: move it there before the frame goes.
+    if (JoinHandleBase* h = join_handle(); h != nullptr && is_root() && !failed()) {
+      try {
+        static_cast<JoinStorage<T>*>(h)->store(std::move(*value_));
+      } catch (...) {
+        unhandled_exception();  // the move threw: the task failed after all
+      }
+    }
+    return PromiseBase::on_final(self);
   }
 
  private:
