@@ -94,21 +94,21 @@ EventLoop* EventLoop::current() noexcept {
 }
 
 EventLoop& EventLoop::current_or_throw() {
-  if (tls_loop == nullptr) {
-    throw std::logic_error(
-        "coring: no EventLoop is running on this thread (timers and I/O need one: run the task "
-        "with coring::run or EventLoop::run)");
-  }
+  if (tls_loop == nullptr) detail::throw_no_event_loop();
   return *tls_loop;
 }
 
 EventLoop::RunGuard::RunGuard(EventLoop& loop)
-    : prev_loop_(tls_loop), sched_guard_(&loop.scheduler_) {
+    : prev_loop_(tls_loop),
+      prev_timers_(detail::tls_current_timers),
+      sched_guard_(&loop.scheduler_) {
   tls_loop = &loop;
+  detail::tls_current_timers = &loop.timers_;
   loop.enter();
 }
 EventLoop::RunGuard::~RunGuard() {
   tls_loop = prev_loop_;
+  detail::tls_current_timers = prev_timers_;
 }
 
 void EventLoop::enter() {

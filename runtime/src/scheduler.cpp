@@ -63,7 +63,7 @@ std::coroutine_handle<> PromiseBase::on_final(std::coroutine_handle<> self) noex
   done_ = true;
   root_ctx_.destroy_extension();  // a task's TaskLocal values die when it ends
   scheduler_->forget(*this);
-  const std::coroutine_handle<> joiner = std::exchange(continuation_, {});
+  JoinOp* joiner = std::exchange(joiner_, nullptr);
   std::string* name = std::exchange(name_, nullptr);
   if (handle_ != nullptr) {
     // The result moves into the handle (a value already did, in TaskPromise<T>).
@@ -80,7 +80,7 @@ std::coroutine_handle<> PromiseBase::on_final(std::coroutine_handle<> self) noex
     delete name;
   }
   self.destroy();  // by-value parameters and everything else the frame held go now
-  return joiner;
+  return joiner != nullptr ? joiner->resume_joiner() : std::coroutine_handle<>();
 }
 
 JoinHandleBase::JoinHandleBase(PromiseBase* p) noexcept : task_(p), state_(State::running) {
@@ -94,6 +94,7 @@ void JoinHandleBase::steal(JoinHandleBase& o) noexcept {
   if (state_ == State::running) {
     task_ = o.task_;
     task_->handle_ = this;
+    if (task_->joiner_ != nullptr) task_->joiner_->handle_ = this;
   } else if (state_ != State::empty) {
     name_ = std::exchange(o.name_, nullptr);
   }
@@ -111,7 +112,6 @@ void JoinHandleBase::release() noexcept {
       return;
     case State::running:
       task_->handle_ = nullptr;  // detach: the task frees itself when it ends
-      task_->continuation_ = {};
       break;
     default:
       if (state_ == State::failed && !observed_) {
@@ -133,18 +133,6 @@ std::string_view JoinHandleBase::name() const noexcept {
   if (state_ == State::running) return task_->name();
   if (state_ != State::empty && name_ != nullptr) return *name_;
   return {};
-}
-
-void JoinHandleBase::set_joiner(std::coroutine_handle<> h) noexcept {
-  task_->continuation_ = h;
-}
-
-void JoinHandleBase::clear_joiner() noexcept {
-  if (state_ == State::running) task_->continuation_ = {};
-}
-
-TaskScheduler* JoinHandleBase::scheduler() const noexcept {
-  return state_ == State::running ? task_->scheduler_ : nullptr;
 }
 
 void JoinHandleBase::check_ended() const {
@@ -229,6 +217,7 @@ void TaskScheduler::shutdown() {
   while (roots_ != nullptr) {
     detail::PromiseBase* p = roots_;
     forget(*p);
+    if (p->joiner_ != nullptr) std::exchange(p->joiner_, nullptr)->task_ = nullptr;
     if (p->handle_ != nullptr) {
       p->handle_->settle(detail::JoinHandleBase::State::cancelled, nullptr,
                          std::exchange(p->name_, nullptr));

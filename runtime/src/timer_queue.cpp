@@ -1,6 +1,14 @@
 #include "coring/runtime/timer_queue.hpp"
 
+#include <stdexcept>
+
 namespace coring {
+
+void detail::throw_no_event_loop() {
+  throw std::logic_error(
+      "coring: no EventLoop is running on this thread (timers and I/O need one: run the task "
+      "with coring::run or EventLoop::run)");
+}
 
 void TimerQueue::add(TimerNode* n) {
   n->seq = next_seq_++;

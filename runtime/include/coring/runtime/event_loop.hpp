@@ -150,6 +150,7 @@ class EventLoop::RunGuard {
 
  private:
   EventLoop* prev_loop_;
+  TimerQueue* prev_timers_;
   TaskScheduler::CurrentGuard sched_guard_;
 };
 

@@ -4,11 +4,13 @@
 // the SQE's user_data: no allocation per operation. Results are values: `res`
 // is the byte count (or 0) on success, -errno on failure; EOF is 0 bytes.
 //
-// Cancellation: cancelling the task sends IORING_OP_ASYNC_CANCEL and the task
-// stays suspended (its frame and buffers alive) until the operation's CQE comes
-// back. If the kernel reports the operation cancelled, the co_await throws
-// Cancelled; if the operation finished first, its result is returned (no data is
-// lost) and the task stops at its next suspension point.
+// Cancellation and timeouts: interrupting the operation sends
+// IORING_OP_ASYNC_CANCEL and the task stays suspended (its frame and buffers
+// alive) until the operation's CQE comes back. If the kernel reports the
+// operation cancelled, a cancelled task's co_await throws Cancelled and a timed
+// out one gives -ETIMEDOUT; if the operation finished first, its result is
+// returned (no data is lost) and a cancellation takes effect at the task's next
+// suspension point.
 #pragma once
 
 #include <cerrno>
@@ -17,11 +19,14 @@
 #include <system_error>
 
 #include "coring/runtime/event_loop.hpp"
+#include "coring/runtime/operation.hpp"
 
 namespace coring {
 
 struct IoResult {
   int res = 0;
+  // How a timed-out operation reports (see with_timeout).
+  static IoResult timed_out() noexcept { return IoResult{-ETIMEDOUT}; }
   [[nodiscard]] bool ok() const noexcept { return res >= 0; }
   [[nodiscard]] std::size_t bytes() const noexcept {
     return res > 0 ? static_cast<std::size_t>(res) : 0;
@@ -31,54 +36,55 @@ struct IoResult {
   }
 };
 
-class [[nodiscard]] IoAwaiter : private Completion, private CancelSlot {
+// One single-shot operation on the backend (an Operation, see operation.hpp).
+// EINTR is never a result: an operation the kernel interrupted on its own is
+// submitted again; one that we asked to cancel (timeout, cancellation) and that
+// ends with ECANCELED or EINTR was interrupted. A timed-out operation gives
+// -ETIMEDOUT.
+class [[nodiscard]] IoAwaiter : public Operation, private Completion {
  public:
-  explicit IoAwaiter(const IoRequest& req) noexcept : req_(req) {
+  explicit IoAwaiter(const IoRequest& req, WaitKind kind = WaitKind::io) noexcept
+      : Operation(&IoAwaiter::interrupt_io, {kind, req.fd, nullptr}), req_(req) {
     on_complete = &IoAwaiter::completed;
-    on_cancel = &IoAwaiter::cancel_requested;
   }
-  // Movable only before it is awaited (as when passed to with_timeout).
-  IoAwaiter(IoAwaiter&& o) noexcept : IoAwaiter(o.req_) {}
-  IoAwaiter& operator=(IoAwaiter&&) = delete;
+  IoAwaiter(IoAwaiter&& o) noexcept : IoAwaiter(o.req_, o.target_.kind) {
+    set_timeout(o.timeout());
+  }
 
   bool await_ready() const noexcept { return false; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
     loop_ = &EventLoop::current_or_throw();
-    ctx_ = context_of(h);
-    if (ctx_ != nullptr && !ctx_->arm(this)) {
-      cancelled_ = true;
-      res_ = -ECANCELED;
-      return false;
-    }
-    handle_ = h;
+    if (!prepare(h)) return suspend_cancelled();
     loop_->backend().start(req_, this);
+    start_timeout();
     return true;
   }
   IoResult await_resume() const {
-    if (cancelled_ && (res_ == -ECANCELED || res_ == -EINTR)) throw Cancelled{};
-    return IoResult{res_};
+    check();
+    return IoResult{timed_out() ? -ETIMEDOUT : res_};
   }
 
  private:
   static void completed(Completion* c, int res, std::uint32_t) noexcept {
     auto* self = static_cast<IoAwaiter*>(c);
+    const bool interrupted = self->interrupting() && (res == -ECANCELED || res == -EINTR);
+    if (res == -EINTR && !interrupted) {
+      self->loop_->backend().start(self->req_, self);  // not ours: try again
+      return;
+    }
     self->res_ = res;
-    if (self->ctx_ != nullptr) self->ctx_->disarm(self);
-    self->loop_->scheduler().schedule(self->handle_);
+    self->complete(interrupted);
   }
-  static void cancel_requested(CancelSlot* s) noexcept {
-    auto* self = static_cast<IoAwaiter*>(s);
-    self->cancelled_ = true;
+  static bool interrupt_io(Operation* op) noexcept {
+    auto* self = static_cast<IoAwaiter*>(op);
     self->loop_->backend().cancel(self);
+    return false;  // the CQE tells how it ended
   }
 
   IoRequest req_;
   EventLoop* loop_ = nullptr;
-  TaskContext* ctx_ = nullptr;
-  std::coroutine_handle<> handle_;
   int res_ = 0;
-  bool cancelled_ = false;
 };
 
 inline IoAwaiter async_read(int fd, std::span<std::byte> buf,

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <utility>
 
+#include "coring/runtime/operation.hpp"
 #include "coring/runtime/outcome.hpp"
 #include "coring/runtime/scheduler.hpp"
 #include "coring/runtime/task.hpp"
@@ -72,54 +73,21 @@ class [[nodiscard]] JoinHandle : public detail::JoinStorage<T> {
     }
   }
 
-  // Waits for the task; `Take` turns the ended handle into the co_await's value.
+  // Waits for the task (see JoinOp); gives its value, or with `Outcomes` its Outcome.
   template <bool Outcomes>
-  class [[nodiscard]] Awaiter : private CancelSlot {
+  class [[nodiscard]] Awaiter : public detail::JoinOp {
    public:
-    explicit Awaiter(JoinHandle& h) noexcept : handle_(h) { on_cancel = &Awaiter::cancel_wait; }
-    Awaiter(const Awaiter&) = delete;
-    Awaiter& operator=(const Awaiter&) = delete;
-    ~Awaiter() {
-      if (waiting_) handle_.clear_joiner();
-    }
-    bool await_ready() const noexcept { return handle_.done(); }
-    template <class P>
-    bool await_suspend(std::coroutine_handle<P> joiner) {
-      ctx_ = context_of(joiner);
-      if (ctx_ != nullptr && !ctx_->arm(this)) {
-        cancelled_ = true;
-        return false;
-      }
-      joiner_ = joiner;
-      waiting_ = true;
-      handle_.set_joiner(joiner);
-      return true;
-    }
+    explicit Awaiter(JoinHandle& h) noexcept : JoinOp(h) {}
+    Awaiter(Awaiter&&) noexcept = default;
     auto await_resume() {
-      waiting_ = false;
-      if (ctx_ != nullptr) ctx_->disarm(this);
-      if (cancelled_) throw Cancelled{};
+      check();
+      auto& h = static_cast<JoinHandle&>(*handle_);
       if constexpr (Outcomes) {
-        return handle_.outcome();
+        return h.outcome();
       } else {
-        return handle_.result();
+        return h.result();
       }
     }
-
-   private:
-    static void cancel_wait(CancelSlot* s) noexcept {
-      auto* self = static_cast<Awaiter*>(s);
-      TaskScheduler* sched = self->handle_.scheduler();
-      self->handle_.clear_joiner();
-      self->waiting_ = false;
-      self->cancelled_ = true;
-      (sched != nullptr ? *sched : current_scheduler()).schedule(self->joiner_);
-    }
-    JoinHandle& handle_;
-    TaskContext* ctx_ = nullptr;
-    std::coroutine_handle<> joiner_;
-    bool waiting_ = false;
-    bool cancelled_ = false;
   };
 
   Awaiter<false> operator co_await() & noexcept { return Awaiter<false>{*this}; }

@@ -8,6 +8,8 @@
 #include "coring/runtime/frame_allocator.hpp"
 #include "coring/runtime/io.hpp"
 #include "coring/runtime/join_handle.hpp"
+#include "coring/runtime/operation.hpp"
+#include "coring/runtime/outcome.hpp"
 #include "coring/runtime/scheduler.hpp"
 #include "coring/runtime/task.hpp"
 #include "coring/runtime/task_context.hpp"

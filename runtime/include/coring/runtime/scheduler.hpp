@@ -14,17 +14,19 @@
 #include <memory>
 #include <string_view>
 
-#include "coring/runtime/task.hpp"
+#include "coring/runtime/task_context.hpp"
 
 namespace coring {
 
 template <class T>
+class Task;
+template <class T>
 class JoinHandle;
-
 class TaskScheduler;
 
 namespace detail {
 
+class PromiseBase;
 inline thread_local TaskScheduler* tls_current_scheduler = nullptr;
 [[noreturn]] void throw_no_scheduler();
 

@@ -25,11 +25,13 @@
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
 
 #include "coring/runtime/frame_allocator.hpp"
+#include "coring/runtime/operation.hpp"
 #include "coring/runtime/outcome.hpp"
 #include "coring/runtime/task_context.hpp"
 #include "coring/runtime/transfer.hpp"
@@ -43,6 +45,7 @@ class TaskScheduler;
 namespace detail {
 
 class JoinHandleBase;
+class JoinOp;
 
 class PromiseBase {
  public:
@@ -109,8 +112,9 @@ class PromiseBase {
  private:
   friend class coring::TaskScheduler;
   friend class JoinHandleBase;
+  friend class JoinOp;
 
-  std::coroutine_handle<> continuation_;  // awaiter (child) or joiner (root); may be null
+  std::coroutine_handle<> continuation_;  // the awaiting coroutine of an awaited child
   TaskContext* ctx_ = nullptr;            // context this frame runs in
   std::exception_ptr exception_;
 
@@ -121,6 +125,7 @@ class PromiseBase {
   PromiseBase* next_ = nullptr;
   void* frame_ = nullptr;             // this root's coroutine frame
   JoinHandleBase* handle_ = nullptr;  // the attached JoinHandle, or null when detached
+  JoinOp* joiner_ = nullptr;          // the join waiting for this root, if any
   std::string* name_ = nullptr;       // allocated only for named tasks
   bool done_ = false;
 };
@@ -168,10 +173,6 @@ class JoinHandleBase {
   void steal(JoinHandleBase& o) noexcept;
   // Called by the task (or by the scheduler freeing it unfinished).
   void settle(State s, std::exception_ptr error, std::string* name) noexcept;
-  // Joining: the task resumes `joiner` when it ends.
-  void set_joiner(std::coroutine_handle<> h) noexcept;
-  void clear_joiner() noexcept;
-  [[nodiscard]] TaskScheduler* scheduler() const noexcept;
   // The outcome without the value: rethrows a failure, throws Cancelled for a
   // cancelled task. Marks the result observed.
   void check_result();
@@ -179,6 +180,7 @@ class JoinHandleBase {
   void check_ended() const;
 
   friend class PromiseBase;
+  friend class JoinOp;
   friend class coring::TaskScheduler;
   template <class T>
   friend class TaskPromise;
@@ -249,6 +251,53 @@ class JoinStorage<void> : public JoinHandleBase {
   JoinStorage(JoinStorage&&) noexcept = default;
   JoinStorage& operator=(JoinStorage&&) noexcept = default;
   void drop_value() noexcept {}
+};
+
+// A task waiting for a spawned task to end (the body of JoinHandle's
+// awaiters). It parks in the root's promise; the root transfers to it when it
+// ends. Interrupting it (timeout, cancellation of the joiner) only unparks it:
+// the joined task runs on.
+class JoinOp : public Operation {
+ public:
+  explicit JoinOp(JoinHandleBase& h) noexcept
+      : Operation(&JoinOp::unpark_interrupt, {WaitKind::join, -1, nullptr}), handle_(&h) {}
+  JoinOp(JoinOp&& o) noexcept : Operation(std::move(o)), handle_(o.handle_) {}
+  ~JoinOp() { unpark(); }
+
+  bool await_ready() const noexcept { return handle_->done(); }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    if (!handle_->valid()) {
+      throw std::logic_error("coring: joining an empty JoinHandle (moved-from or detached)");
+    }
+    if (!prepare(h)) return suspend_cancelled();
+    task_ = handle_->task_;
+    task_->joiner_ = this;
+    target_.object = task_;
+    start_timeout();
+    return true;
+  }
+
+ protected:
+  JoinHandleBase* handle_;  // follows the handle when it is moved (JoinHandleBase::steal)
+
+ private:
+  friend class PromiseBase;
+  friend class JoinHandleBase;
+  friend class coring::TaskScheduler;
+  // Called by the ending task: the joiner runs next.
+  std::coroutine_handle<> resume_joiner() noexcept {
+    task_ = nullptr;
+    return complete_by_transfer();
+  }
+  void unpark() noexcept {
+    if (task_ != nullptr) std::exchange(task_, nullptr)->joiner_ = nullptr;
+  }
+  static bool unpark_interrupt(Operation* op) noexcept {
+    static_cast<JoinOp*>(op)->unpark();
+    return true;
+  }
+  PromiseBase* task_ = nullptr;  // while parked
 };
 
 template <class T>

@@ -1,66 +1,47 @@
 // Timers on the current EventLoop: sleep_for, sleep_until, PeriodicTimer.
 //
-// Each awaitable embeds its TimerNode, so a pending sleep allocates nothing and
-// costs no SQE: the loop waits on the nearest deadline. A sleep always suspends
-// (a past deadline resumes on the next turn). Cancelling the task removes the
-// timer and throws Cancelled from the co_await.
+// A sleep is an Operation (operation.hpp) whose timer lives in the awaiter, so a
+// pending sleep allocates nothing and costs no SQE: the loop waits on the
+// nearest deadline. A sleep always suspends (a past deadline resumes on the
+// next turn). Cancelling the task removes the timer and throws Cancelled from
+// the co_await.
 #pragma once
 
 #include <cstdint>
 #include <stdexcept>
 
 #include "coring/runtime/event_loop.hpp"
+#include "coring/runtime/operation.hpp"
 
 namespace coring {
 
-class [[nodiscard]] SleepAwaiter : private TimerNode, private CancelSlot {
+// The operation behind sleep_for/sleep_until: its timer is its completion.
+// With a timeout shorter than the sleep (with_timeout), the timeout wins and
+// timed_out() tells it.
+class [[nodiscard]] SleepAwaiter : public Operation {
  public:
-  explicit SleepAwaiter(TimePoint at) noexcept {
-    deadline = at;
-    on_fire = &SleepAwaiter::fired;
-    on_cancel = &SleepAwaiter::cancelled;
-  }
-  // Movable only before it is awaited (as when passed to with_timeout).
-  SleepAwaiter(SleepAwaiter&& o) noexcept : SleepAwaiter(o.deadline) {}
-  SleepAwaiter& operator=(SleepAwaiter&&) = delete;
-  ~SleepAwaiter() {
-    if (armed()) loop_->timers().remove(this);
-  }
+  explicit SleepAwaiter(TimePoint at) noexcept
+      : Operation(&SleepAwaiter::interrupt_sleep, {WaitKind::sleep, -1, nullptr}), at_(at) {}
+  SleepAwaiter(SleepAwaiter&& o) noexcept : Operation(std::move(o)), at_(o.at_) {}
 
   bool await_ready() const noexcept { return false; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    loop_ = &EventLoop::current_or_throw();
-    ctx_ = context_of(h);
-    if (ctx_ != nullptr && !ctx_->arm(this)) {
-      cancelled_ = true;
-      return false;
+    if (!prepare(h, true)) return suspend_cancelled();
+    const TimePoint limit = timeout() == kNoTimeout ? TimePoint::max() : deadline_after(timeout());
+    if (limit < at_) {
+      start_timer(limit, false);  // the timeout comes first
+    } else {
+      start_timer(at_, true);
     }
-    handle_ = h;
-    loop_->timers().add(this);
     return true;
   }
-  void await_resume() const {
-    if (cancelled_) throw Cancelled{};
-  }
+  void await_resume() const { check(); }
+  [[nodiscard]] TimePoint deadline() const noexcept { return at_; }
 
  private:
-  static void fired(TimerNode* n) noexcept {
-    auto* self = static_cast<SleepAwaiter*>(n);
-    if (self->ctx_ != nullptr) self->ctx_->disarm(self);
-    self->loop_->scheduler().schedule(self->handle_);
-  }
-  static void cancelled(CancelSlot* s) noexcept {
-    auto* self = static_cast<SleepAwaiter*>(s);
-    self->loop_->timers().remove(self);
-    self->cancelled_ = true;
-    self->loop_->scheduler().schedule(self->handle_);
-  }
-
-  EventLoop* loop_ = nullptr;
-  TaskContext* ctx_ = nullptr;
-  std::coroutine_handle<> handle_;
-  bool cancelled_ = false;
+  static bool interrupt_sleep(Operation*) noexcept { return true; }  // the base removed the timer
+  TimePoint at_;
 };
 
 inline SleepAwaiter sleep_until(TimePoint deadline) noexcept {
@@ -82,19 +63,17 @@ class PeriodicTimer {
       throw std::invalid_argument("coring: PeriodicTimer interval must be > 0");
   }
 
-  class [[nodiscard]] TickAwaiter {
+  class [[nodiscard]] TickAwaiter : public SleepAwaiter {
    public:
-    explicit TickAwaiter(PeriodicTimer& t) noexcept : timer_(t), sleep_(t.next_) {}
-    bool await_ready() const noexcept { return false; }
-    template <class P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-      return sleep_.await_suspend(h);
+    explicit TickAwaiter(PeriodicTimer& t) noexcept : SleepAwaiter(t.next_), timer_(t) {}
+    TickAwaiter(TickAwaiter&& o) noexcept : SleepAwaiter(std::move(o)), timer_(o.timer_) {}
+    std::uint64_t await_resume() {
+      check();
+      return timer_.advance();
     }
-    std::uint64_t await_resume() { return timer_.advance(sleep_); }
 
    private:
     PeriodicTimer& timer_;
-    SleepAwaiter sleep_;
   };
 
   TickAwaiter tick() noexcept { return TickAwaiter{*this}; }
@@ -102,8 +81,7 @@ class PeriodicTimer {
   [[nodiscard]] TimePoint next_deadline() const noexcept { return next_; }
 
  private:
-  std::uint64_t advance(SleepAwaiter& s) {
-    s.await_resume();  // throws Cancelled
+  std::uint64_t advance() {
     const TimePoint now = Clock::now();
     const auto passed = static_cast<std::uint64_t>((now - next_) / interval_) + 1;
     next_ += interval_ * static_cast<Duration::rep>(passed);

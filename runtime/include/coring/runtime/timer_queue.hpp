@@ -66,4 +66,17 @@ class TimerQueue {
   std::uint64_t next_seq_ = 0;
 };
 
+namespace detail {
+// The timer heap of the EventLoop running on this thread (set while it runs).
+inline thread_local TimerQueue* tls_current_timers = nullptr;
+[[noreturn]] void throw_no_event_loop();
+// That heap; throws std::logic_error naming the fix outside an EventLoop.
+inline TimerQueue& current_timers() {
+  TimerQueue* t = tls_current_timers;
+  if (t == nullptr) [[unlikely]]
+    throw_no_event_loop();
+  return *t;
+}
+}  // namespace detail
+
 }  // namespace coring
