@@ -10,9 +10,9 @@ WaitList::~WaitList() {
   if (head_ == nullptr) return;
   fmt::print(stderr, "coring: {} destroyed while {} task(s) were waiting on it\n", what_, size_);
   std::fflush(stderr);
-  while (Waiter* w = head_) {
-    w->broken_ = what_;
-    wake(*w);
+  while (WaitNode* n = head_) {
+    n->broken_ = what_;
+    wake(*n);
   }
 }
 

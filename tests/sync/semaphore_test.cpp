@@ -109,7 +109,7 @@ TEST_CASE("under contention permits go round in FIFO order", "[sync][semaphore]"
   CHECK(order == std::vector<int>{0, 1, 2, 0, 1, 2, 0, 1, 2});
 }
 
-TEST_CASE("a permit releases on destruction, on release() and when moved from",
+TEST_CASE("a permit gives its unit back on destruction, on reset() and when moved over",
           "[sync][semaphore]") {
   auto body = []() -> Task<void> {
     Semaphore s(2);
@@ -120,8 +120,15 @@ TEST_CASE("a permit releases on destruction, on release() and when moved from",
       coring::SemaphorePermit q = std::move(p);
       CHECK_FALSE(p.holds());
       CHECK(s.available() == 1);
-      q.release();
+      q.reset();
       CHECK_FALSE(q.holds());
+      CHECK(s.available() == 2);
+      q = co_await s.acquire_permit();
+      Semaphore* raw = q.release();  // stops owning, gives nothing back
+      CHECK(raw == &s);
+      CHECK_FALSE(q.holds());
+      CHECK(s.available() == 1);
+      raw->release();
       CHECK(s.available() == 2);
       q = co_await s.acquire_permit();
       coring::SemaphorePermit r = co_await s.acquire_permit();

@@ -42,25 +42,25 @@ class Barrier {
     arrive();
   }
 
-  class [[nodiscard]] ArriveAwaiter {
+  class [[nodiscard]] ArriveAwaiter : public WaitOp {
    public:
-    explicit ArriveAwaiter(Barrier& b) noexcept : barrier_(b) {}
+    explicit ArriveAwaiter(Barrier& b) noexcept : WaitOp(WaitKind::barrier, &b), barrier_(b) {}
+    ArriveAwaiter(ArriveAwaiter&& o) noexcept : WaitOp(std::move(o)), barrier_(o.barrier_) {}
     bool await_ready() {
       leader_ = barrier_.arrive();
       return leader_;
     }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      return barrier_.waiters_.park(waiter_, h);
+      return park(barrier_.waiters_, h);
     }
     bool await_resume() const {
-      waiter_.check();
+      check();
       return leader_;
     }
 
    private:
     Barrier& barrier_;
-    Waiter waiter_;
     bool leader_ = false;
   };
 

@@ -8,25 +8,27 @@
 //   mutex held, first before waiting at all).
 // - co_await wait_for(guard, d): like wait(); true if notified, false if `d`
 //   passed first (needs an EventLoop: the timeout is a timer of the loop).
+//   `with_timeout(d, cv.wait(guard))` is the same thing.
 // - notify_one() / notify_all(): wake the oldest waiter / every waiter, in the
-//   order they started waiting. Waking only schedules them; they then queue for
-//   the mutex. The notifier need not hold the mutex.
-// Cancel-safe, with RAII kept correct: a task cancelled (or timed out by
-// with_timeout) while waiting unlinks itself, takes the mutex back (that step
-// cannot be cancelled), and only then does Cancelled propagate, so the guard
-// owns the lock again while the exception unwinds. A cancelled task that never
-// got to wait throws Cancelled without having released the mutex.
-// wait() and wait_for() run as child Tasks (one pooled frame per wait) in the
-// caller's context. Destroying a Condition with waiters is reported (WaitList):
-// their wait re-takes the mutex and throws std::logic_error.
+//   order they started waiting. Waking only moves them on to the mutex's line.
+//   The notifier need not hold the mutex.
+// Cancel-safe, with RAII kept correct: a wait that times out or is cancelled
+// leaves the condition, takes the mutex back (that step cannot be
+// interrupted), and only then ends, so the guard owns the lock again however
+// the wait ended. A notification that came first wins over a later timeout or
+// cancellation (the wait returns normally). A cancelled task that never got to
+// wait keeps the mutex. Destroying a Condition with waiters is reported: their
+// wait re-takes the mutex and throws std::logic_error.
+//
+// Implementation notes: one WaitAwaiter is one Operation (runtime/operation.hpp)
+// with two WaitNodes, one parked in the condition's list, then one in the
+// mutex's; it lives in the waiting frame, so a wait allocates nothing.
 #pragma once
 
-#include <exception>
-#include <optional>
 #include <stdexcept>
 
+#include "coring/runtime/operation.hpp"
 #include "coring/runtime/task.hpp"
-#include "coring/runtime/time.hpp"
 #include "coring/sync/mutex.hpp"
 #include "coring/sync/wait_list.hpp"
 
@@ -44,96 +46,114 @@ class Condition {
   void notify_one() noexcept { waiters_.wake_front(); }
   void notify_all() noexcept { waiters_.wake_all(); }
 
-  Task<void> wait(MutexGuard& guard) { co_await wait_impl(guard, std::nullopt); }
-
-  template <class Pred>
-  Task<void> wait(MutexGuard& guard, Pred pred) {
-    while (!pred()) co_await wait_impl(guard, std::nullopt);
-  }
-
-  Task<bool> wait_for(MutexGuard& guard, Duration timeout) { return wait_impl(guard, timeout); }
-
- private:
-  // Parks on the condition and releases the mutex; resumes when notified
-  // (returns true), timed out (false), cancelled or broken (throws).
-  class [[nodiscard]] ParkAwaiter : private TimerNode {
+  class [[nodiscard]] WaitAwaiter : public Operation {
    public:
-    ParkAwaiter(Condition& c, std::optional<Duration> timeout) noexcept
-        : cond_(c), timeout_(timeout) {
-      on_fire = &ParkAwaiter::fired;
+    WaitAwaiter(Condition& c, MutexGuard& guard) noexcept
+        : Operation(&WaitAwaiter::interrupt_wait, {WaitKind::condition, -1, &c}),
+          cond_(&c),
+          mutex_(&c.mutex_),
+          guard_(guard),
+          cond_node_(this, &WaitAwaiter::notified),
+          mutex_node_(this, &WaitAwaiter::relocked_cb) {}
+    WaitAwaiter(WaitAwaiter&& o) noexcept : WaitAwaiter(*o.cond_, o.guard_) {
+      set_timeout(o.timeout());
     }
-    ParkAwaiter(const ParkAwaiter&) = delete;
-    ParkAwaiter& operator=(const ParkAwaiter&) = delete;
-    ~ParkAwaiter() {
-      if (armed()) loop_->timers().remove(this);
+    ~WaitAwaiter() {
+      // A frame freed while waiting (loop shutdown): the guard does not own the
+      // mutex any more, and must not unlock it for somebody else.
+      if (released_ && !relocked_) (void)guard_.release();
     }
 
     bool await_ready() const noexcept { return false; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      if (timeout_) loop_ = &EventLoop::current_or_throw();  // before anything changes
-      if (!cond_.waiters_.park(waiter_, h)) return false;    // cancelled: keep the mutex
-      if (timeout_) {
-        deadline = Clock::now() + *timeout_;
-        loop_->timers().add(this);
-      }
+      cond_->check_guard(guard_);
+      if (!prepare(h)) return suspend_cancelled();  // cancelled first: keep the mutex
+      cond_->waiters_.link_back(cond_node_);
       released_ = true;
-      cond_.mutex_.unlock_unchecked();
+      mutex_->unlock_unchecked();
+      start_timeout();
       return true;
     }
+    // True when notified, false when the timeout passed first.
     bool await_resume() {
-      waiter_.check();
-      if (armed()) loop_->timers().remove(this);
-      return !timed_out_;
+      check();
+      if (mutex_node_.broken() != nullptr) {
+        (void)guard_.release();  // the mutex is gone: own nothing
+        mutex_node_.check_broken();
+      }
+      cond_node_.check_broken();
+      return !timed_out();
     }
-    [[nodiscard]] bool released() const noexcept { return released_; }
 
    private:
-    static void fired(TimerNode* n) noexcept {
-      auto* self = static_cast<ParkAwaiter*>(n);
-      if (!self->waiter_.parked()) return;  // already notified
-      self->timed_out_ = true;
-      self->cond_.waiters_.wake(self->waiter_);
+    struct Node : WaitNode {
+      Node(WaitAwaiter* o, WokenFn f) noexcept : WaitNode(f), op(o) {}
+      WaitAwaiter* op;
+    };
+    static void notified(WaitNode* n) noexcept { static_cast<Node*>(n)->op->relock(); }
+    static void relocked_cb(WaitNode* n) noexcept { static_cast<Node*>(n)->op->relocked(); }
+    // Timeout or cancellation: leave the condition and take the mutex back;
+    // the operation ends (interrupted) when that is done. Once notified, the
+    // wait runs to its end as notified.
+    static bool interrupt_wait(Operation* op) noexcept {
+      auto* self = static_cast<WaitAwaiter*>(op);
+      if (self->cond_node_.parked()) {
+        self->cond_node_.unlink();
+        self->interrupted_ = true;
+        self->relock();
+      }
+      return false;
+    }
+    void relock() noexcept {
+      if (!mutex_->locked_) {
+        mutex_->locked_ = true;
+        relocked();
+      } else {
+        mutex_->waiters_.link_back(mutex_node_);
+      }
+    }
+    void relocked() noexcept {
+      relocked_ = true;
+      complete(interrupted_);
     }
 
-    Condition& cond_;
-    std::optional<Duration> timeout_;
-    EventLoop* loop_ = nullptr;
-    Waiter waiter_;
+    Condition* cond_;
+    Mutex* mutex_;
+    MutexGuard& guard_;
+    Node cond_node_;
+    Node mutex_node_;
     bool released_ = false;
-    bool timed_out_ = false;
+    bool relocked_ = false;
+    bool interrupted_ = false;
   };
 
+  // Waits until notified (see above).
+  class [[nodiscard]] PlainWaitAwaiter : public WaitAwaiter {
+   public:
+    using WaitAwaiter::WaitAwaiter;
+    void await_resume() { (void)WaitAwaiter::await_resume(); }
+  };
+
+  PlainWaitAwaiter wait(MutexGuard& guard) noexcept { return PlainWaitAwaiter(*this, guard); }
+
+  template <class Pred>
+  Task<void> wait(MutexGuard& guard, Pred pred) {
+    while (!pred()) co_await wait(guard);
+  }
+
+  WaitAwaiter wait_for(MutexGuard& guard, Duration timeout) noexcept {
+    WaitAwaiter w(*this, guard);
+    w.set_timeout(timeout);
+    return w;
+  }
+
+ private:
   void check_guard(const MutexGuard& guard) const {
     if (guard.mutex_ != &mutex_) {
       throw std::logic_error("coring: Condition::wait() needs a guard that owns the condition's " +
                              mutex_.describe());
     }
-  }
-
-  Task<bool> wait_impl(MutexGuard& guard, std::optional<Duration> timeout) {
-    check_guard(guard);
-    Mutex& mutex = mutex_;  // `this` may be gone when the wait ends (reported destruction)
-    ParkAwaiter park(*this, timeout);
-    std::exception_ptr error;
-    bool notified = false;
-    try {
-      notified = co_await park;
-    } catch (...) {
-      error = std::current_exception();
-    }
-    if (park.released()) {
-      bool relocked = false;
-      try {
-        co_await mutex.relock();
-        relocked = true;
-      } catch (...) {
-        if (!error) error = std::current_exception();
-      }
-      if (!relocked) (void)guard.release();  // the mutex is gone: own nothing
-    }
-    if (error) std::rethrow_exception(error);
-    co_return notified;
   }
 
   Mutex& mutex_;

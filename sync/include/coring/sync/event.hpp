@@ -27,21 +27,19 @@ class Event {
   [[nodiscard]] bool is_set() const noexcept { return set_; }
   [[nodiscard]] std::size_t waiting() const noexcept { return waiters_.size(); }
 
-  class [[nodiscard]] WaitAwaiter {
+  class [[nodiscard]] WaitAwaiter : public WaitOp {
    public:
-    explicit WaitAwaiter(Event& e) noexcept : event_(e) {}
-    // Movable only before it is awaited (as when passed to with_timeout).
-    WaitAwaiter(WaitAwaiter&& o) noexcept : event_(o.event_) {}
+    explicit WaitAwaiter(Event& e) noexcept : WaitOp(WaitKind::event, &e), event_(e) {}
+    WaitAwaiter(WaitAwaiter&& o) noexcept : WaitOp(std::move(o)), event_(o.event_) {}
     bool await_ready() const noexcept { return event_.set_; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      return event_.waiters_.park(waiter_, h);
+      return park(event_.waiters_, h);
     }
-    void await_resume() const { waiter_.check(); }
+    void await_resume() const { check(); }
 
    private:
     Event& event_;
-    Waiter waiter_;
   };
 
   WaitAwaiter wait() noexcept { return WaitAwaiter{*this}; }

@@ -35,23 +35,25 @@ class Latch {
   [[nodiscard]] std::size_t count() const noexcept { return count_; }
   [[nodiscard]] std::size_t waiting() const noexcept { return waiters_.size(); }
 
-  class [[nodiscard]] WaitAwaiter {
+  class [[nodiscard]] WaitAwaiter : public WaitOp {
    public:
-    WaitAwaiter(Latch& l, std::size_t arrive) noexcept : latch_(l), arrive_(arrive) {}
+    WaitAwaiter(Latch& l, std::size_t arrive) noexcept
+        : WaitOp(WaitKind::latch, &l), latch_(l), arrive_(arrive) {}
+    WaitAwaiter(WaitAwaiter&& o) noexcept
+        : WaitOp(std::move(o)), latch_(o.latch_), arrive_(o.arrive_) {}
     bool await_ready() {
       if (arrive_ != 0) latch_.count_down(arrive_);
       return latch_.count_ == 0;
     }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      return latch_.waiters_.park(waiter_, h);
+      return park(latch_.waiters_, h);
     }
-    void await_resume() const { waiter_.check(); }
+    void await_resume() const { check(); }
 
    private:
     Latch& latch_;
     std::size_t arrive_;
-    Waiter waiter_;
   };
 
   WaitAwaiter wait() noexcept { return WaitAwaiter{*this, 0}; }

@@ -32,7 +32,7 @@ class LockAllGuard;
 template <class... Ms>
 Task<LockAllGuard<sizeof...(Ms)>> lock_all(Ms&... mutexes);
 
-// Owns N locked mutexes (some slots empty when a mutex was named twice).
+// Owns N locked mutexes (some guards empty when a mutex was named twice).
 template <std::size_t N>
 class LockAllGuard {
  public:

@@ -111,11 +111,6 @@ class MutexGuard {
 };
 
 class Mutex {
-  // A waiter that records whether the mutex was handed to it.
-  struct Slot : Waiter {
-    bool granted = false;
-  };
-
  public:
   // `name` (a string that outlives the mutex) appears in error messages.
   explicit Mutex(const char* name = nullptr) noexcept : name_(name) {}
@@ -141,12 +136,10 @@ class Mutex {
     unlock_unchecked();
   }
 
-  class [[nodiscard]] LockAwaiter {
+  class [[nodiscard]] LockAwaiter : public WaitOp {
    public:
-    explicit LockAwaiter(Mutex& m) noexcept : mutex_(m) {}
-    // Movable only before it is awaited (as when passed to with_timeout).
-    LockAwaiter(LockAwaiter&& o) noexcept : mutex_(o.mutex_) {}
-    LockAwaiter& operator=(LockAwaiter&&) = delete;
+    explicit LockAwaiter(Mutex& m) noexcept : WaitOp(WaitKind::mutex, &m), mutex_(m) {}
+    LockAwaiter(LockAwaiter&& o) noexcept : WaitOp(std::move(o)), mutex_(o.mutex_) {}
     // The check needs the task's context, so the fast path is in await_suspend
     // (returning false resumes at once, without the scheduler).
     bool await_ready() const noexcept { return false; }
@@ -160,13 +153,12 @@ class Mutex {
       }
       if (!mutex_.locked_) {
         mutex_.locked_ = true;
-        slot_.granted = true;
         return false;
       }
-      return mutex_.waiters_.park(slot_, h);
+      return park(mutex_.waiters_, h);  // woken: unlock() handed the mutex over
     }
     MutexGuard await_resume() {
-      slot_.check();
+      check();
       if (conflict_ != nullptr) detail::throw_lock_order_violation(*conflict_, mutex_);
       MutexGuard g(mutex_, nullptr);
       if (ctx_ != nullptr) {
@@ -178,7 +170,6 @@ class Mutex {
 
    private:
     Mutex& mutex_;
-    Slot slot_;
     const TaskContext* ctx_ = nullptr;
     const Mutex* conflict_ = nullptr;
   };
@@ -189,37 +180,11 @@ class Mutex {
   friend class MutexGuard;
   friend class Condition;
 
+  // Hands the mutex to the oldest waiter (it stays locked), or frees it.
   void unlock_unchecked() noexcept {
-    if (Waiter* w = waiters_.front()) {
-      static_cast<Slot*>(w)->granted = true;  // stays locked: handed over
-      waiters_.wake(*w);
-    } else {
-      locked_ = false;
-    }
+    if (waiters_.wake_front() == nullptr) locked_ = false;
   }
   [[noreturn]] void throw_not_locked() const;
-
-  // Re-takes the mutex for a guard that already owns it on paper (Condition):
-  // no order check, and not cancellable, so the guard holds the lock again
-  // whatever happens to the task meanwhile.
-  class [[nodiscard]] RelockAwaiter {
-   public:
-    explicit RelockAwaiter(Mutex& m) noexcept : mutex_(m) {}
-    bool await_ready() noexcept {
-      if (mutex_.locked_) return false;
-      mutex_.locked_ = true;
-      return true;
-    }
-    bool await_suspend(std::coroutine_handle<> h) {
-      return mutex_.waiters_.park(slot_, h);  // a type-erased handle arms no cancel slot
-    }
-    void await_resume() const { slot_.check(); }
-
-   private:
-    Mutex& mutex_;
-    Slot slot_;
-  };
-  RelockAwaiter relock() noexcept { return RelockAwaiter{*this}; }
 
   WaitList waiters_{"Mutex"};
   const char* name_;

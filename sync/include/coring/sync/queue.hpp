@@ -80,15 +80,6 @@ template <class T, class Store>
 class BasicQueue {
   static_assert(std::is_move_constructible_v<T>, "queue items must be movable");
 
-  // Waiters that record what was handed to them before they are woken.
-  struct PopSlot : Waiter {
-    std::optional<T> item;
-  };
-  struct PushSlot : Waiter {
-    T* value = nullptr;
-    bool admitted = false;
-  };
-
  public:
   using value_type = T;
 
@@ -121,46 +112,44 @@ class BasicQueue {
     pushers_.wake_all();
   }
 
-  class [[nodiscard]] PopAwaiter {
+  class [[nodiscard]] PopAwaiter : public WaitOp {
    public:
-    explicit PopAwaiter(BasicQueue& q) noexcept : queue_(q) {}
-    PopAwaiter(PopAwaiter&& o) noexcept : queue_(o.queue_) { assert(!o.slot_.parked()); }
-    PopAwaiter& operator=(PopAwaiter&&) = delete;
+    explicit PopAwaiter(BasicQueue& q) noexcept : WaitOp(WaitKind::queue_pop, &q), queue_(q) {}
+    PopAwaiter(PopAwaiter&& o) noexcept : WaitOp(std::move(o)), queue_(o.queue_) {}
 
     bool await_ready() const noexcept { return !queue_.store_.empty() || queue_.closed_; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      return queue_.poppers_.park(slot_, h);
+      return park(queue_.poppers_, h);
     }
+    // The item; std::nullopt once the queue is closed and drained, or when the
+    // timeout passed with nothing to take (closed() tells which).
     std::optional<T> await_resume() {
-      slot_.check();
-      // Not handed an item: take a stored one, or stay empty (closed and
-      // drained). One return of one object: GCC then copies a small
-      // std::optional as a whole instead of field by field (which costs a
-      // store-forwarding stall per pop).
-      if (!slot_.item.has_value() && !queue_.store_.empty()) {
-        slot_.item.emplace(queue_.take_and_admit());
-      }
-      return std::move(slot_.item);
+      check();
+      // Not handed an item: take a stored one (one may have come after a
+      // timeout fired, before this task ran), or stay empty. One return of one
+      // object: GCC then copies a small std::optional as a whole instead of
+      // field by field (which costs a store-forwarding stall per pop).
+      if (!item_.has_value() && !queue_.store_.empty()) item_.emplace(queue_.take_and_admit());
+      return std::move(item_);
     }
 
    private:
+    friend class BasicQueue;
     BasicQueue& queue_;
-    PopSlot slot_;
+    std::optional<T> item_;  // handed over by a push while parked
   };
 
-  class [[nodiscard]] PushAwaiter {
+  class [[nodiscard]] PushAwaiter : public WaitOp {
    public:
     template <class U>
-    PushAwaiter(BasicQueue& q, U&& v) : queue_(q), value_(std::forward<U>(v)) {}
+    PushAwaiter(BasicQueue& q, U&& v)
+        : WaitOp(WaitKind::queue_push, &q), queue_(q), value_(std::forward<U>(v)) {}
     template <class... A>
     PushAwaiter(BasicQueue& q, std::in_place_t, A&&... args)
-        : queue_(q), value_(std::forward<A>(args)...) {}
+        : WaitOp(WaitKind::queue_push, &q), queue_(q), value_(std::forward<A>(args)...) {}
     PushAwaiter(PushAwaiter&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
-        : queue_(o.queue_), value_(std::move(o.value_)) {
-      assert(!o.slot_.parked());
-    }
-    PushAwaiter& operator=(PushAwaiter&&) = delete;
+        : WaitOp(std::move(o)), queue_(o.queue_), value_(std::move(o.value_)) {}
 
     bool await_ready() {
       if (queue_.closed_) return true;  // await_resume throws QueueClosed
@@ -171,23 +160,25 @@ class BasicQueue {
       } else {
         return false;
       }
-      slot_.admitted = true;
+      admitted_ = true;
       return true;
     }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      slot_.value = &value_;
-      return queue_.pushers_.park(slot_, h);
+      return park(queue_.pushers_, h);
     }
+    // Returns once the item went in. A push that timed out (with_timeout)
+    // leaves the item in the awaiter, dropped with it.
     void await_resume() const {
-      slot_.check();
-      if (!slot_.admitted) throw QueueClosed(Store::kName);
+      check();
+      if (!admitted_ && !timed_out()) throw QueueClosed(Store::kName);
     }
 
    private:
+    friend class BasicQueue;
     BasicQueue& queue_;
     T value_;
-    PushSlot slot_;
+    bool admitted_ = false;  // stored or handed over
   };
 
   PushAwaiter push(const T& v) { return PushAwaiter(*this, v); }
@@ -198,6 +189,13 @@ class BasicQueue {
     return PushAwaiter(*this, std::in_place, std::forward<A>(args)...);
   }
   PopAwaiter pop() noexcept { return PopAwaiter(*this); }
+  // pop() giving up after `timeout`: std::nullopt then, as for a closed and
+  // drained queue; closed() tells the two apart.
+  PopAwaiter pop(Duration timeout) noexcept {
+    PopAwaiter a(*this);
+    a.set_timeout(timeout);
+    return a;
+  }
 
  private:
   template <class U>
@@ -216,8 +214,8 @@ class BasicQueue {
   // Requires a waiting popper (so nothing is stored).
   template <class U>
   void hand_to_popper(U&& v) {
-    auto* w = static_cast<PopSlot*>(poppers_.front());
-    w->item.emplace(std::forward<U>(v));  // recorded before the wake
+    auto* w = static_cast<PopAwaiter*>(poppers_.front());
+    w->item_.emplace(std::forward<U>(v));  // recorded before the wake
     poppers_.wake(*w);
   }
 
@@ -226,9 +224,9 @@ class BasicQueue {
   T take_and_admit() {
     T v = store_.take();
     if (!pushers_.empty()) {
-      auto* w = static_cast<PushSlot*>(pushers_.front());
-      store_.put(std::move(*w->value));
-      w->admitted = true;  // recorded before the wake
+      auto* w = static_cast<PushAwaiter*>(pushers_.front());
+      store_.put(std::move(w->value_));
+      w->admitted_ = true;  // recorded before the wake
       pushers_.wake(*w);
     }
     return v;

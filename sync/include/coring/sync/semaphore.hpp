@@ -32,7 +32,9 @@ namespace coring {
 
 class Semaphore;
 
-// One unit of a Semaphore, released when the permit is destroyed.
+// One unit of a Semaphore, given back when the permit is destroyed. As on every
+// owning handle of coring (MutexGuard, net::BufferLease), reset() gives back
+// now and release() stops owning without giving back.
 class SemaphorePermit {
  public:
   SemaphorePermit() noexcept = default;
@@ -40,17 +42,20 @@ class SemaphorePermit {
   SemaphorePermit(SemaphorePermit&& o) noexcept : sem_(std::exchange(o.sem_, nullptr)) {}
   SemaphorePermit& operator=(SemaphorePermit&& o) noexcept {
     if (this != &o) {
-      release();
+      reset();
       sem_ = std::exchange(o.sem_, nullptr);
     }
     return *this;
   }
   SemaphorePermit(const SemaphorePermit&) = delete;
   SemaphorePermit& operator=(const SemaphorePermit&) = delete;
-  ~SemaphorePermit() { release(); }
+  ~SemaphorePermit() { reset(); }
 
   // Gives the unit back now (idempotent).
-  inline void release() noexcept;
+  inline void reset() noexcept;
+  // Stops owning the unit without giving it back (call Semaphore::release()
+  // later); returns the semaphore, or null if the permit held nothing.
+  [[nodiscard]] Semaphore* release() noexcept { return std::exchange(sem_, nullptr); }
   [[nodiscard]] bool holds() const noexcept { return sem_ != nullptr; }
   explicit operator bool() const noexcept { return holds(); }
 
@@ -59,11 +64,6 @@ class SemaphorePermit {
 };
 
 class Semaphore {
-  // A waiter that records whether a unit was handed to it.
-  struct Slot : Waiter {
-    bool granted = false;
-  };
-
  public:
   explicit Semaphore(std::size_t initial = 0) noexcept : available_(initial) {}
   Semaphore(const Semaphore&) = delete;
@@ -83,33 +83,24 @@ class Semaphore {
   }
 
   void release(std::size_t k = 1) noexcept {
-    for (; k > 0 && !waiters_.empty(); --k) {
-      auto* w = static_cast<Slot*>(waiters_.front());
-      w->granted = true;  // recorded before the wake: a later cancel cannot lose it
-      waiters_.wake(*w);
-    }
+    // Each unit goes straight to the oldest waiter (its awaiter records it).
+    for (; k > 0 && !waiters_.empty(); --k) waiters_.wake_front();
     available_ += k;
   }
 
-  class [[nodiscard]] AcquireAwaiter {
+  class [[nodiscard]] AcquireAwaiter : public WaitOp {
    public:
-    explicit AcquireAwaiter(Semaphore& s) noexcept : sem_(s) {}
-    // Movable only before it is awaited (as when passed to with_timeout).
-    AcquireAwaiter(AcquireAwaiter&& o) noexcept : sem_(o.sem_) {}
-    AcquireAwaiter& operator=(AcquireAwaiter&&) = delete;
-    bool await_ready() noexcept {
-      if (sem_.try_acquire()) slot_.granted = true;
-      return slot_.granted;
-    }
+    explicit AcquireAwaiter(Semaphore& s) noexcept : WaitOp(WaitKind::semaphore, &s), sem_(s) {}
+    AcquireAwaiter(AcquireAwaiter&& o) noexcept : WaitOp(std::move(o)), sem_(o.sem_) {}
+    bool await_ready() noexcept { return sem_.try_acquire(); }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      return sem_.waiters_.park(slot_, h);
+      return park(sem_.waiters_, h);
     }
-    void await_resume() const { slot_.check(); }
+    void await_resume() const { check(); }
 
    protected:
     Semaphore& sem_;
-    Slot slot_;
   };
 
   class [[nodiscard]] PermitAwaiter : public AcquireAwaiter {
@@ -117,7 +108,7 @@ class Semaphore {
     explicit PermitAwaiter(Semaphore& s) noexcept : AcquireAwaiter(s) {}
     PermitAwaiter(PermitAwaiter&& o) noexcept : AcquireAwaiter(std::move(o)) {}
     SemaphorePermit await_resume() const {
-      slot_.check();
+      check();
       return SemaphorePermit(sem_);
     }
   };
@@ -130,7 +121,7 @@ class Semaphore {
   std::size_t available_;
 };
 
-inline void SemaphorePermit::release() noexcept {
+inline void SemaphorePermit::reset() noexcept {
   if (Semaphore* s = std::exchange(sem_, nullptr)) s->release();
 }
 

@@ -1,22 +1,25 @@
-// WaitList: the intrusive "parking lot" every sync primitive is built on.
+// WaitList: the intrusive "parking lot" every sync primitive is built on, and
+// WaitOp, the operation (runtime/operation.hpp) of a task parked in one.
 //
-// A Waiter lives inside the awaiter, so inside the waiting coroutine's frame:
+// A WaitNode lives inside the awaiter, so inside the waiting coroutine's frame:
 // parking allocates nothing. Primitives are loop-local (one thread, one task at
 // a time), so there are no atomics or locks here.
 //
 // Contract:
-// - park(): called from await_suspend. Returns false, without parking, if the
-//   task is already cancelled; the awaiter must then not suspend, and its
-//   await_resume must call check() (which throws Cancelled).
-// - wake(w) / wake_front(): unlink the waiter, disarm its cancel slot and
-//   schedule it. Whatever the primitive handed over (a permit, a lock, an item)
-//   must be recorded in the awaiter *before* waking it: once woken, a later
-//   cancellation no longer touches the waiter, so nothing handed over is lost.
-// - A cancelled waiter unlinks itself and is scheduled; check() throws Cancelled.
-// - A frame destroyed while parked (loop shutdown) unlinks itself (~Waiter).
-// - Destroying a WaitList that still has waiters is reported on stderr, and
-//   every waiter is woken with `broken` set: check() throws std::logic_error
-//   naming the primitive, instead of leaving the task suspended on freed memory.
+// - A primitive hands something over (a permit, the lock, an item) by
+//   recording it in the awaiter and then calling wake(node) / wake_front(),
+//   which unlink the node and call its `woken` callback: for a WaitOp that
+//   completes the operation and schedules the task. Once woken, a node is no
+//   longer parked, so a later cancellation or timeout cannot lose what was
+//   handed over (the task gets it; a cancellation takes effect at its next
+//   suspension point).
+// - A WaitOp that times out or is cancelled while parked unlinks itself and
+//   takes nothing; the primitive stays usable.
+// - A frame destroyed while parked (loop shutdown) unlinks itself.
+// - Destroying a WaitList that still has nodes is reported on stderr, and
+//   every node is woken as `broken`: WaitOp::check() then throws
+//   std::logic_error naming the primitive, instead of leaving the task
+//   suspended on freed memory.
 #pragma once
 
 #include <coroutine>
@@ -24,46 +27,40 @@
 #include <stdexcept>
 #include <string>
 
-#include "coring/runtime/cancel.hpp"
-#include "coring/runtime/scheduler.hpp"
+#include "coring/runtime/operation.hpp"
 
 namespace coring {
 
 class WaitList;
 
-class Waiter : private CancelSlot {
+class WaitNode {
  public:
-  Waiter() noexcept { on_cancel = &Waiter::cancelled_cb; }
-  Waiter(const Waiter&) = delete;
-  Waiter& operator=(const Waiter&) = delete;
-  ~Waiter();
+  using WokenFn = void (*)(WaitNode* self) noexcept;
+  explicit WaitNode(WokenFn woken) noexcept : woken_(woken) {}
+  WaitNode(const WaitNode&) = delete;
+  WaitNode& operator=(const WaitNode&) = delete;
+  ~WaitNode() { unlink(); }
 
   [[nodiscard]] bool parked() const noexcept { return list_ != nullptr; }
-  [[nodiscard]] bool cancelled() const noexcept { return cancelled_; }
-
-  // Throws Cancelled if the wait was cancelled, std::logic_error if the
-  // primitive was destroyed under it. Call first thing in await_resume.
-  void check() const {
-    if (cancelled_) throw Cancelled{};
+  // Set when the WaitList was destroyed under the node: the primitive's name.
+  [[nodiscard]] const char* broken() const noexcept { return broken_; }
+  // Throws std::logic_error if the primitive was destroyed under the node.
+  void check_broken() const {
     if (broken_ != nullptr) {
       throw std::logic_error(std::string("coring: ") + broken_ +
                              " destroyed while tasks were waiting on it");
     }
   }
+  // Leaves the list it is parked in (no-op when not parked).
+  inline void unlink() noexcept;
 
  private:
   friend class WaitList;
-  static void cancelled_cb(CancelSlot* s) noexcept;
-  void schedule() noexcept { scheduler_->schedule(handle_); }
-
-  Waiter* prev_ = nullptr;
-  Waiter* next_ = nullptr;
+  WaitNode* prev_ = nullptr;
+  WaitNode* next_ = nullptr;
   WaitList* list_ = nullptr;  // non-null while parked
-  std::coroutine_handle<> handle_;
-  TaskContext* ctx_ = nullptr;
-  TaskScheduler* scheduler_ = nullptr;
+  WokenFn woken_;
   const char* broken_ = nullptr;
-  bool cancelled_ = false;
 };
 
 class WaitList {
@@ -76,89 +73,97 @@ class WaitList {
 
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  [[nodiscard]] Waiter* front() const noexcept { return head_; }
+  [[nodiscard]] WaitNode* front() const noexcept { return head_; }
+  [[nodiscard]] const char* what() const noexcept { return what_; }
 
-  // Parks the coroutine `h` at the back of the line. See the contract above.
-  template <class P>
-  [[nodiscard]] bool park(Waiter& w, std::coroutine_handle<P> h) {
-    TaskContext* ctx = context_of(h);
-    if (ctx != nullptr && !ctx->arm(&w)) {
-      w.cancelled_ = true;
-      return false;
+  // Parks `n` at the back of the line.
+  void link_back(WaitNode& n) noexcept {
+    n.list_ = this;
+    n.prev_ = tail_;
+    n.next_ = nullptr;
+    if (tail_ != nullptr) {
+      tail_->next_ = &n;
+    } else {
+      head_ = &n;
     }
-    w.ctx_ = ctx;
-    w.handle_ = h;
-    w.scheduler_ = &current_scheduler();
-    link_back(w);
-    return true;
+    tail_ = &n;
+    ++size_;
   }
-
-  // Wakes `w` (which must be parked here): unlinks, disarms, schedules.
-  void wake(Waiter& w) noexcept {
-    unlink(w);
-    if (w.ctx_ != nullptr) w.ctx_->disarm(&w);
-    w.schedule();
+  // Wakes `n` (which must be parked here): unlinks it and calls its callback.
+  void wake(WaitNode& n) noexcept {
+    unlink(n);
+    n.woken_(&n);
   }
-  // Wakes the oldest waiter; returns it, or nullptr if none.
-  Waiter* wake_front() noexcept {
-    Waiter* w = head_;
-    if (w != nullptr) wake(*w);
-    return w;
+  // Wakes the oldest node; returns it, or nullptr if none.
+  WaitNode* wake_front() noexcept {
+    WaitNode* n = head_;
+    if (n != nullptr) wake(*n);
+    return n;
   }
   void wake_all() noexcept {
     while (head_ != nullptr) wake(*head_);
   }
 
  private:
-  friend class Waiter;
-  void link_back(Waiter& w) noexcept {
-    w.list_ = this;
-    w.prev_ = tail_;
-    w.next_ = nullptr;
-    if (tail_ != nullptr) {
-      tail_->next_ = &w;
+  friend class WaitNode;
+  void unlink(WaitNode& n) noexcept {
+    if (n.prev_ != nullptr) {
+      n.prev_->next_ = n.next_;
     } else {
-      head_ = &w;
+      head_ = n.next_;
     }
-    tail_ = &w;
-    ++size_;
-  }
-  void unlink(Waiter& w) noexcept {
-    if (w.prev_ != nullptr) {
-      w.prev_->next_ = w.next_;
+    if (n.next_ != nullptr) {
+      n.next_->prev_ = n.prev_;
     } else {
-      head_ = w.next_;
+      tail_ = n.prev_;
     }
-    if (w.next_ != nullptr) {
-      w.next_->prev_ = w.prev_;
-    } else {
-      tail_ = w.prev_;
-    }
-    w.prev_ = w.next_ = nullptr;
-    w.list_ = nullptr;
+    n.prev_ = n.next_ = nullptr;
+    n.list_ = nullptr;
     --size_;
   }
 
-  Waiter* head_ = nullptr;
-  Waiter* tail_ = nullptr;
+  WaitNode* head_ = nullptr;
+  WaitNode* tail_ = nullptr;
   std::size_t size_ = 0;
   const char* what_;
 };
 
-// ---- inline definitions ----
+inline void WaitNode::unlink() noexcept {
+  if (list_ != nullptr) list_->unlink(*this);
+}
 
-inline Waiter::~Waiter() {
-  if (list_ != nullptr) {
-    list_->unlink(*this);
-    if (ctx_ != nullptr) ctx_->disarm(this);
+// The operation of a task parked in one WaitList: the awaiters of Event,
+// Semaphore, Mutex, Queue, Latch and Barrier derive from it. Being woken
+// completes it; a timeout or a cancellation unlinks it.
+class WaitOp : public Operation, public WaitNode {
+ public:
+  WaitOp(WaitOp&& o) noexcept : Operation(std::move(o)), WaitNode(&WaitOp::woken) {}
+
+ protected:
+  WaitOp(WaitKind kind, const void* primitive) noexcept
+      : Operation(&WaitOp::interrupt_wait, {kind, -1, primitive}), WaitNode(&WaitOp::woken) {}
+
+  // The body of await_suspend: parks in `list` (see operation.hpp).
+  template <class P>
+  bool park(WaitList& list, std::coroutine_handle<P> h) {
+    if (!prepare(h)) return suspend_cancelled();
+    list.link_back(*this);
+    start_timeout();
+    return true;
   }
-}
+  // Call first in await_resume: throws Cancelled, or std::logic_error if the
+  // primitive was destroyed under the task.
+  void check() const {
+    Operation::check();
+    check_broken();
+  }
 
-inline void Waiter::cancelled_cb(CancelSlot* s) noexcept {
-  auto* w = static_cast<Waiter*>(s);
-  if (w->list_ != nullptr) w->list_->unlink(*w);
-  w->cancelled_ = true;
-  w->schedule();
-}
+ private:
+  static void woken(WaitNode* n) noexcept { static_cast<WaitOp*>(n)->complete(false); }
+  static bool interrupt_wait(Operation* op) noexcept {
+    static_cast<WaitOp*>(op)->unlink();
+    return true;
+  }
+};
 
 }  // namespace coring
