@@ -349,7 +349,7 @@ coring::Task<bool> pump_inline(Conn& c, net::TcpStream& stream) {
     if (run.phase == Phase::measuring) run.bytes += r.size();
     std::size_t completed = 0;
     if (!c.check(r.data(), now, completed)) co_return false;
-    r.buffer.release();  // back to the ring before we wait again
+    r.buffer.reset();  // back to the ring before we wait again
     if (run.phase == Phase::stopping) {
       if (c.verified == c.sent) co_return true;  // drained
     } else {
@@ -396,7 +396,7 @@ coring::Task<bool> pump_split(Conn& c, net::TcpStream& stream) {
       ok = false;
       break;
     }
-    r.buffer.release();
+    r.buffer.reset();
     if (run.phase == Phase::stopping) {
       if (!c.stop_sending) {
         c.stop_sending = true;

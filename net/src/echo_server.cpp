@@ -25,14 +25,7 @@ struct EchoServer::State {
   std::uint32_t buffers_per_conn = 1;
 
   // serve() parks here while connections drain.
-  struct DrainWaiter : CancelSlot, TimerNode {
-    State* state = nullptr;
-    std::coroutine_handle<> handle;
-    TaskContext* ctx = nullptr;
-    bool timed_out = false;
-    bool cancelled = false;
-  };
-  DrainWaiter* drain_waiter = nullptr;
+  class DrainAwaiter* drain_waiter = nullptr;
 
   // `active` counts a connection from its accept (not from when its task first
   // runs), so that a burst of accepts cannot overshoot max_connections.
@@ -49,16 +42,9 @@ struct EchoServer::State {
     }
     if (n->next != nullptr) n->next->prev = n->prev;
     --stats.active;
-    if (stats.active == 0 && drain_waiter != nullptr) wake_drain(false);
+    if (stats.active == 0 && drain_waiter != nullptr) wake_drain();
   }
-  void wake_drain(bool timed_out) noexcept {
-    DrainWaiter* w = std::exchange(drain_waiter, nullptr);
-    EventLoop& loop = EventLoop::current_or_throw();
-    if (w->armed()) loop.timers().remove(w);
-    if (w->ctx != nullptr) w->ctx->disarm(w);
-    w->timed_out = timed_out;
-    loop.scheduler().schedule(w->handle);
-  }
+  inline void wake_drain() noexcept;
   std::uint64_t shut_down_all() noexcept {
     std::uint64_t n = 0;
     for (ConnNode* c = conns; c != nullptr; c = c->next) {
@@ -69,47 +55,48 @@ struct EchoServer::State {
   }
 };
 
-namespace {
-
 using State = EchoServer::State;
 
-// Waits until no connection is left, or until `deadline`. Returns false on timeout.
-class [[nodiscard]] DrainAwaiter : private State::DrainWaiter {
+// Waits until no connection is left; with a timeout, returns false when it
+// passed first.
+class [[nodiscard]] DrainAwaiter : public Operation {
  public:
-  DrainAwaiter(State* s, TimePoint until) noexcept {
-    state = s;
-    deadline = until;
-    on_cancel = [](CancelSlot* c) noexcept {
-      auto* self = static_cast<DrainAwaiter*>(static_cast<State::DrainWaiter*>(c));
-      self->cancelled = true;
-      self->state->drain_waiter = nullptr;
-      EventLoop& loop = EventLoop::current_or_throw();
-      if (self->armed()) loop.timers().remove(self);
-      loop.scheduler().schedule(self->handle);
-    };
-    on_fire = [](TimerNode* t) noexcept {
-      auto* self = static_cast<DrainAwaiter*>(static_cast<State::DrainWaiter*>(t));
-      self->state->wake_drain(true);
-    };
-  }
-  bool await_ready() const noexcept { return state->stats.active == 0; }
+  explicit DrainAwaiter(State* s) noexcept
+      : Operation(&DrainAwaiter::leave, {WaitKind::other, -1, s}), state_(s) {}
+  bool await_ready() const noexcept { return state_->stats.active == 0; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    ctx = context_of(h);
-    if (ctx != nullptr && !ctx->arm(this)) {
-      cancelled = true;
-      return false;
-    }
-    handle = h;
-    state->drain_waiter = this;
-    EventLoop::current_or_throw().timers().add(this);
+    if (!prepare(h)) return suspend_cancelled();
+    state_->drain_waiter = this;
+    start_timeout();
     return true;
   }
   bool await_resume() const {
-    if (cancelled) throw Cancelled{};
-    return !timed_out;
+    check();
+    return !timed_out();
   }
+  ~DrainAwaiter() {
+    if (state_->drain_waiter == this) state_->drain_waiter = nullptr;
+  }
+  void woken() noexcept {
+    state_->drain_waiter = nullptr;
+    complete(false);
+  }
+
+ private:
+  static bool leave(Operation* op) noexcept {
+    auto* self = static_cast<DrainAwaiter*>(op);
+    self->state_->drain_waiter = nullptr;
+    return true;
+  }
+  State* state_;
 };
+
+void EchoServer::State::wake_drain() noexcept {
+  drain_waiter->woken();
+}
+
+namespace {
 
 Task<void> echo_connection(std::shared_ptr<State> st, TcpStream stream) {
   ConnNode node;
@@ -129,8 +116,9 @@ Task<void> echo_connection(std::shared_ptr<State> st, TcpStream stream) {
   if (opt.on_connect || opt.on_disconnect) peer = std::make_unique<Address>(stream.peer_address());
   if (opt.on_connect) opt.on_connect(*peer);
 
+  const Duration idle = opt.idle_timeout > Duration::zero() ? opt.idle_timeout : kNoTimeout;
   for (;;) {
-    Received r = co_await stream.recv(opt.idle_timeout);
+    Received r = co_await stream.recv(idle);
     if (!r) {
       if (r.eof()) {
         (void)stream.shutdown(SHUT_WR);  // every byte went back: tell the client we are done
@@ -141,7 +129,7 @@ Task<void> echo_connection(std::shared_ptr<State> st, TcpStream stream) {
       }
       break;
     }
-    SendResult w = co_await stream.send_all(r.data(), opt.idle_timeout);
+    SendResult w = co_await stream.send_all(r.data(), idle);
     st->stats.bytes += w.bytes;
     if (!w) {
       if (w.error == std::errc::timed_out) {
@@ -196,9 +184,11 @@ Task<EchoStats> EchoServer::serve() {
     }
     if (st->listener.is_open()) st->stats.fd_pauses = st->listener.stats().fd_pauses;
     st->listener.close();
-    if (!co_await DrainAwaiter(st.get(), Clock::now() + st->options.grace)) {
+    DrainAwaiter within_grace(st.get());
+    within_grace.set_timeout(st->options.grace);
+    if (!co_await within_grace) {
       st->stats.cut_off = st->shut_down_all();
-      (void)co_await DrainAwaiter(st.get(), TimePoint::max());
+      (void)co_await DrainAwaiter(st.get());
     }
   } catch (const Cancelled&) {
     st->listener.close();

@@ -1,4 +1,4 @@
-// NetService, SocketCore and TimedOp: the parts every socket type shares.
+// NetService and SocketCore: the parts every socket type shares.
 #include <fmt/core.h>
 #include <unistd.h>
 
@@ -7,7 +7,6 @@
 
 #include "coring/net/detail/service.hpp"
 #include "coring/net/detail/stream_core.hpp"
-#include "coring/net/detail/timed_op.hpp"
 
 namespace coring::net::detail {
 
@@ -99,79 +98,6 @@ void NetService::wake_buffer_waiter() noexcept {
       return;  // one buffer back: one stream may try again
     }
   }
-}
-
-// ---- SocketWaiter ----
-
-SocketWaiter::SocketWaiter() noexcept {
-  on_cancel = [](CancelSlot* s) noexcept {
-    auto* self = static_cast<SocketWaiter*>(s);
-    self->cancelled = true;
-    self->resume_task(false);
-  };
-  on_fire = [](TimerNode* t) noexcept {
-    auto* self = static_cast<SocketWaiter*>(t);
-    self->timed_out = true;
-    self->resume_task(false);
-  };
-}
-
-void SocketWaiter::start_timer() {
-  if (timeout <= Duration::zero()) return;
-  deadline = Clock::now() + timeout;
-  loop->timers().add(this);
-}
-
-void SocketWaiter::unpark() noexcept {
-  if (leave != nullptr) std::exchange(leave, nullptr)(this);
-  if (armed()) loop->timers().remove(this);
-  if (ctx != nullptr) ctx->disarm(this);
-}
-
-void SocketWaiter::resume_task(bool filled) noexcept {
-  unpark();
-  woken = filled;
-  loop->scheduler().schedule(handle);
-}
-
-// ---- TimedOp ----
-
-bool TimedOp::suspend(std::coroutine_handle<> h, TaskContext* ctx) {
-  loop_ = &EventLoop::current_or_throw();
-  ctx_ = ctx;
-  if (ctx_ != nullptr && !ctx_->arm(this)) {
-    cancelled_ = true;
-    res_ = -ECANCELED;
-    return false;
-  }
-  handle_ = h;
-  loop_->backend().start(req_, this);
-  if (timeout_ > Duration::zero()) {
-    deadline = Clock::now() + timeout_;
-    loop_->timers().add(this);
-  }
-  return true;
-}
-
-void TimedOp::completed(Completion* c, int res, std::uint32_t) noexcept {
-  auto* self = static_cast<TimedOp*>(c);
-  self->res_ = res;
-  if (self->armed()) self->loop_->timers().remove(self);
-  if (self->ctx_ != nullptr) self->ctx_->disarm(self);
-  self->loop_->scheduler().schedule(self->handle_);
-}
-
-void TimedOp::cancel_requested(CancelSlot* s) noexcept {
-  auto* self = static_cast<TimedOp*>(s);
-  self->cancelled_ = true;
-  if (self->armed()) self->loop_->timers().remove(self);
-  self->loop_->backend().cancel(self);
-}
-
-void TimedOp::timer_fired(TimerNode* t) noexcept {
-  auto* self = static_cast<TimedOp*>(t);
-  self->timed_out_ = true;
-  self->loop_->backend().cancel(self);
 }
 
 }  // namespace coring::net::detail

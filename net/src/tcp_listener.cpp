@@ -89,9 +89,10 @@ void ListenerCore::on_accept(Completion* c, int res, std::uint32_t flags) noexce
   }
   self->maybe_arm();
   if (self->waiter_ != nullptr && queued > 0) {
-    AcceptWaiter* w = self->waiter_;
+    AcceptWaiter* w = std::exchange(self->waiter_, nullptr);
     w->fd = self->pop(w->error);
-    w->resume_task(true);
+    w->svc = self->svc;
+    w->deliver();
   }
 }
 
@@ -116,27 +117,37 @@ int ListenerCore::pop(int& error) noexcept {
   return fd_out;
 }
 
-void ListenerCore::park(AcceptWaiter* w) {
+void ListenerCore::check_can_park() const {
   if (waiter_ != nullptr) {
     throw std::logic_error("coring: two tasks are in accept() on the same TcpListener at once");
   }
+}
+
+void ListenerCore::park(AcceptWaiter* w) noexcept {
   maybe_arm();
   waiter_ = w;
   w->svc = svc;
-  w->loop = &svc->loop();
-  w->leave = [](SocketWaiter* s) noexcept {
-    auto* aw = static_cast<AcceptWaiter*>(s);
-    if (aw->core->waiter_ == aw) aw->core->waiter_ = nullptr;
-  };
-  w->start_timer();
+}
+
+AcceptWaiter::AcceptWaiter(ListenerCore* c) noexcept
+    : Operation(&AcceptWaiter::leave, {WaitKind::accept, c != nullptr ? c->fd : -1, c}), core(c) {}
+
+AcceptWaiter::~AcceptWaiter() {
+  if (pending()) core->unpark(this);
+}
+
+bool AcceptWaiter::leave(Operation* op) noexcept {
+  auto* self = static_cast<AcceptWaiter*>(op);
+  self->core->unpark(self);
+  return true;
 }
 
 void ListenerCore::orphan() noexcept {
   orphaned = true;
-  if (AcceptWaiter* w = waiter_) {
+  if (AcceptWaiter* w = std::exchange(waiter_, nullptr)) {
     w->fd = -1;
     w->error = ECANCELED;
-    w->resume_task(true);
+    w->deliver();
   }
   for (std::size_t i = queue_head_; i < queue_.size(); ++i) ::close(queue_[i]);
   queue_.clear();
@@ -167,22 +178,15 @@ void ListenerCore::maybe_free() noexcept {
 
 }  // namespace detail
 
-bool AcceptAwaiter::suspend() {
-  return park_with([this] { core->park(this); });
-}
-
 Accepted AcceptAwaiter::await_resume() {
+  check();
   Accepted a;
   if (core == nullptr) {
     a.error = std::make_error_code(std::errc::operation_canceled);
     return a;
   }
-  if (!woken) {
-    if (cancelled) throw Cancelled{};
-    if (timed_out) {
-      a.error = std::make_error_code(std::errc::timed_out);
-      return a;
-    }
+  if (!filled) {
+    if (timed_out()) return Accepted::timed_out();
     fd = core->pop(error);
     svc = core->svc;
   }

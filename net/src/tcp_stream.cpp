@@ -81,14 +81,14 @@ void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
     } else if (self->waiter_ != nullptr && self->queued_ == 0) {
       // The common case: a task is waiting and nothing is queued; hand over
       // directly.
-      RecvWaiter* w = self->waiter_;
+      RecvWaiter* w = std::exchange(self->waiter_, nullptr);
       ++self->leased_;
       ++self->ring_held_;
       w->status = kData;
       w->data = self->svc->ring().data(bid);
       w->len = static_cast<std::uint32_t>(res);
       w->bid = bid;
-      w->resume_task(true);
+      w->deliver();
     } else {
       try {
         self->push({static_cast<std::uint32_t>(res), bid, nullptr});
@@ -167,29 +167,46 @@ void StreamCore::buffers_available() noexcept {
   maybe_arm();
 }
 
-void StreamCore::park(RecvWaiter* w) {
+void StreamCore::check_can_park() {
   if (waiter_ != nullptr) {
     throw std::logic_error("coring: two tasks are in recv() on the same TcpStream at once");
   }
   svc->ring();  // set up on first use; may throw (a kernel without buffer rings)
+}
+
+void StreamCore::park(RecvWaiter* w) noexcept {
   started_ = true;
   maybe_arm();
   waiter_ = w;
-  w->loop = &svc->loop();
-  w->leave = [](SocketWaiter* s) noexcept {
-    auto* rw = static_cast<RecvWaiter*>(s);
-    if (rw->core->waiter_ == rw) rw->core->waiter_ = nullptr;
-  };
-  w->start_timer();
 }
 
 void StreamCore::wake() noexcept {
-  RecvWaiter* w = waiter_;
+  RecvWaiter* w = std::exchange(waiter_, nullptr);
   w->status = pop(w->data, w->len, w->bid);
-  w->resume_task(true);
+  w->deliver();
 }
 
-void StreamCore::release(std::uint16_t bid, std::byte* data) noexcept {
+void StreamCore::add_send(SendAllAwaiter* s) noexcept {
+  s->prev_ = nullptr;
+  s->next_send_ = sends_;
+  if (sends_ != nullptr) sends_->prev_ = s;
+  sends_ = s;
+  s->linked_ = true;
+}
+
+void StreamCore::unlink_send(SendAllAwaiter* s) noexcept {
+  if (!s->linked_) return;
+  if (s->prev_ != nullptr) {
+    s->prev_->next_send_ = s->next_send_;
+  } else {
+    sends_ = s->next_send_;
+  }
+  if (s->next_send_ != nullptr) s->next_send_->prev_ = s->prev_;
+  s->prev_ = s->next_send_ = nullptr;
+  s->linked_ = false;
+}
+
+void StreamCore::give_back(std::uint16_t bid, std::byte* data) noexcept {
   --leased_;
   if (bid == kSpilled) {
     delete[] data;
@@ -208,11 +225,14 @@ void StreamCore::release(std::uint16_t bid, std::byte* data) noexcept {
 
 void StreamCore::orphan(bool keep_fd) noexcept {
   orphaned = true;
-  if (RecvWaiter* w = waiter_) {
+  if (RecvWaiter* w = std::exchange(waiter_, nullptr)) {
     // A recv parked on a stream being closed ends with an error.
     w->status = -EBADF;
-    w->resume_task(true);
+    w->deliver();
   }
+  // Sends in flight are cancelled; each wakes its task with EBADF when its CQE
+  // is back, and the core stays until the last one has.
+  for (SendAllAwaiter* s = sends_; s != nullptr; s = s->next_send_) s->stream_closed();
   drop_queued();
   if (svc == nullptr) {
     if (!keep_fd && fd >= 0) ::close(fd);
@@ -250,7 +270,7 @@ void StreamCore::on_close(Completion* c, int, std::uint32_t) noexcept {
 void StreamCore::maybe_free() noexcept {
   // While the loop runs, wait for every kernel operation; once the loop is being
   // torn down the NetService frees what is left after the ring is gone.
-  if (!orphaned || leased_ != 0) return;
+  if (!orphaned || leased_ != 0 || sends_ != nullptr) return;
   if (svc != nullptr && (armed_ || close_pending_)) return;
   delete this;
 }
@@ -259,22 +279,15 @@ void StreamCore::maybe_free() noexcept {
 
 // ---- RecvAwaiter ----
 
-bool RecvAwaiter::suspend() {
-  return park_with([this] { core->park(this); });
-}
-
 Received RecvAwaiter::await_resume() {
+  check();
   Received r;
   if (core == nullptr) {
     r.error = std::make_error_code(std::errc::bad_file_descriptor);
     return r;
   }
-  if (!woken) {
-    if (cancelled) throw Cancelled{};
-    if (timed_out) {
-      r.error = std::make_error_code(std::errc::timed_out);
-      return r;
-    }
+  if (!filled) {
+    if (timed_out()) return Received::timed_out();
     status = core->pop(data, len, bid);  // never suspended: the data was there
   }
   if (status == detail::StreamCore::kData) {
@@ -287,36 +300,32 @@ Received RecvAwaiter::await_resume() {
 
 // ---- SendAllAwaiter ----
 
-SendAllAwaiter::SendAllAwaiter(detail::StreamCore* core, std::span<const std::byte> bytes,
-                               Duration timeout) noexcept
-    : core_(core), next_(bytes.data()), left_(bytes.size()), timeout_(timeout) {
+SendAllAwaiter::SendAllAwaiter(detail::StreamCore* core, std::span<const std::byte> bytes) noexcept
+    : Operation(&SendAllAwaiter::interrupt_send,
+                {WaitKind::send, core != nullptr ? core->fd : -1, core}),
+      core_(core),
+      next_(bytes.data()),
+      left_(bytes.size()) {
   on_complete = &SendAllAwaiter::completed;
-  on_cancel = &SendAllAwaiter::cancel_requested;
-  on_fire = &SendAllAwaiter::timer_fired;
 }
 
-bool SendAllAwaiter::suspend(std::coroutine_handle<> h, TaskContext* ctx) {
-  ctx_ = ctx;
-  if (ctx_ != nullptr && !ctx_->arm(this)) {
-    cancelled_ = true;
-    err_ = ECANCELED;
-    return false;
-  }
-  if (core_->svc == nullptr || core_->fd < 0) {
-    if (ctx_ != nullptr) ctx_->disarm(this);
-    err_ = EBADF;
-    return false;
-  }
-  handle_ = h;
-  start_send();
-  if (timeout_ > Duration::zero()) {
-    deadline = Clock::now() + timeout_;
-    core_->svc->loop().timers().add(this);
-  }
-  return true;
+SendAllAwaiter::SendAllAwaiter(SendAllAwaiter&& o) noexcept
+    : Operation(std::move(o)), core_(o.core_), next_(o.next_), left_(o.left_) {
+  on_complete = &SendAllAwaiter::completed;
 }
 
-void SendAllAwaiter::start_send() noexcept {
+SendAllAwaiter::~SendAllAwaiter() {
+  // A frame freed with the send still in flight (loop shutdown: the ring is
+  // being torn down): only leave the core's list; the NetService frees it.
+  if (linked_) core_->unlink_send(this);
+}
+
+void SendAllAwaiter::start() noexcept {
+  core_->add_send(this);
+  send_next();
+}
+
+void SendAllAwaiter::send_next() noexcept {
   IoRequest r;
   r.opcode = IoOpcode::send;
   r.fd = core_->fd;
@@ -327,55 +336,61 @@ void SendAllAwaiter::start_send() noexcept {
   in_kernel_ = true;
 }
 
+void SendAllAwaiter::stream_closed() noexcept {
+  closed_ = true;
+  if (in_kernel_) core_->svc->backend().cancel(this);
+}
+
+bool SendAllAwaiter::interrupt_send(Operation* op) noexcept {
+  auto* self = static_cast<SendAllAwaiter*>(op);
+  if (self->in_kernel_ && !self->closed_) self->core_->svc->backend().cancel(self);
+  return false;  // the send's CQE ends it
+}
+
 void SendAllAwaiter::completed(Completion* c, int res, std::uint32_t) noexcept {
   auto* self = static_cast<SendAllAwaiter*>(c);
   self->in_kernel_ = false;
+  bool interrupted = false;
   if (res > 0) {
     const auto n = static_cast<std::size_t>(res);
     self->sent_ += n;
     self->next_ += n;
     self->left_ -= n;
-    if (self->left_ > 0 && !self->cancelled_ && !self->timed_out_ && self->core_->fd >= 0) {
-      self->start_send();  // a short send: go on with the rest
-      return;
-    }
     if (self->left_ > 0) {
-      self->err_ = self->cancelled_ ? ECANCELED : self->timed_out_ ? ETIMEDOUT : EBADF;
+      if (!self->closed_ && !self->interrupting()) {
+        self->send_next();  // a short send: go on with the rest
+        return;
+      }
+      if (self->closed_) {
+        self->err_ = EBADF;
+      } else {
+        interrupted = true;  // stopped short by the timeout or the cancellation
+      }
     }
   } else if (res == 0) {
     self->err_ = EPIPE;  // nothing accepted for a non-empty send: the socket is done
-  } else if (res == -ECANCELED && self->timed_out_) {
-    self->err_ = ETIMEDOUT;
+  } else if (self->closed_) {
+    self->err_ = EBADF;
+  } else if ((res == -ECANCELED || res == -EINTR) && self->interrupting()) {
+    interrupted = true;
+  } else if (res == -EINTR) {
+    self->send_next();  // interrupted by the kernel, not by us: go on
+    return;
   } else {
     self->err_ = -res;
   }
-  self->finish();
-}
-
-void SendAllAwaiter::finish() noexcept {
-  EventLoop& loop = core_->svc->loop();
-  if (armed()) loop.timers().remove(this);
-  if (ctx_ != nullptr) ctx_->disarm(this);
-  loop.scheduler().schedule(handle_);
-}
-
-void SendAllAwaiter::cancel_requested(CancelSlot* s) noexcept {
-  auto* self = static_cast<SendAllAwaiter*>(s);
-  self->cancelled_ = true;
-  if (self->in_kernel_) self->core_->svc->backend().cancel(self);
-}
-
-void SendAllAwaiter::timer_fired(TimerNode* t) noexcept {
-  auto* self = static_cast<SendAllAwaiter*>(t);
-  self->timed_out_ = true;
-  if (self->in_kernel_) self->core_->svc->backend().cancel(self);
+  detail::StreamCore* core = self->core_;
+  self->complete(interrupted);
+  core->remove_send(self);  // may free an orphaned core: nothing of it is used after
 }
 
 SendResult SendAllAwaiter::await_resume() const {
-  if (cancelled_ && err_ == ECANCELED) throw Cancelled{};
+  check();
   SendResult r;
   r.bytes = sent_;
-  if (core_ == nullptr && left_ > 0) {
+  if (timed_out()) {
+    r.error = std::make_error_code(std::errc::timed_out);
+  } else if (core_ == nullptr && left_ > 0) {
     r.error = std::make_error_code(std::errc::bad_file_descriptor);
   } else if (err_ != 0) {
     r.error = std::error_code(err_, std::system_category());
@@ -409,7 +424,7 @@ std::error_code TcpStream::shutdown(int how) noexcept {
   return {};
 }
 
-detail::TimedOp TcpStream::close() noexcept {
+CloseAwaiter TcpStream::close() noexcept {
   IoRequest r;
   r.opcode = IoOpcode::close;
   r.fd = -1;
@@ -417,7 +432,7 @@ detail::TimedOp TcpStream::close() noexcept {
     r.fd = core_->fd;
     std::exchange(core_, nullptr)->orphan(true);
   }
-  return detail::TimedOp(r, Duration::zero());
+  return CloseAwaiter(r);
 }
 
 void TcpStream::set_max_buffers(std::uint32_t n) noexcept {
@@ -469,9 +484,11 @@ Task<Connected> connect(Address address, Duration timeout) {
   r.fd = fd;
   r.addr = const_cast<sockaddr*>(address.sockaddr_ptr());
   r.len = address.sockaddr_len();
-  const int res = co_await detail::TimedOp(r, timeout);
-  if (res < 0) {
-    out.error = std::error_code(-res, std::system_category());
+  IoAwaiter connecting(r, WaitKind::connect);
+  if (timeout != kNoTimeout) connecting.set_timeout(timeout);
+  const IoResult res = co_await connecting;
+  if (!res.ok()) {
+    out.error = res.error();
     co_return out;
   }
   out.stream = std::move(stream);

@@ -221,7 +221,7 @@ Task<void> enobufs_body(EnobufsReport* rep) {
   net::Received rb = co_await b_recv;
   rep->b_got = std::string(rb.buffer.as_string_view());
   rep->b_error = rb.error ? rb.error.message() : "";
-  rb.buffer.release();
+  rb.buffer.reset();
   const std::string rest = co_await draining_a;
   a_got += rest;
   net::SendResult wa = co_await sending_a;
@@ -255,7 +255,7 @@ Task<void> dry_by_queue_body(EnobufsReport* rep, std::uint32_t* a_held) {
   net::Received rb = co_await b_recv;
   rep->b_got = std::string(rb.buffer.as_string_view());
   rep->b_error = rb.error ? rb.error.message() : "";
-  rb.buffer.release();
+  rb.buffer.reset();
   const std::string a_got = co_await draining_a;
   net::SendResult wa = co_await sending_a;
   CHECK(wa.bytes == a_data.size());

@@ -407,8 +407,8 @@ Task<void> low_fd_body(LowFdReport* rep) {
       }
       // Free their fds: the clients still in the backlog get their turn.
       for (auto& [i, s] : open) {
-        const int rc = co_await s.close();
-        if (rc != 0) rep->problem("close: " + std::to_string(rc));
+        const std::error_code rc = co_await s.close();
+        if (rc) rep->problem("close: " + rc.message());
         ++rep->served;
       }
       open.clear();

@@ -107,8 +107,8 @@ Task<void> half_close_server(net::TcpStream* s, const std::string* request,
   net::SendResult w = co_await s->send_all(*reply, 5s);
   CHECK_FALSE(w.error);
   CHECK(w.bytes == reply->size());
-  const int closed = co_await s->close();
-  CHECK(closed == 0);
+  const std::error_code closed = co_await s->close();
+  CHECK_FALSE(closed);
   *ok = got.eof && got.data == *request && w.bytes == reply->size();
 }
 
@@ -215,7 +215,7 @@ Task<void> reset_on_recv_body() {
   net::Received first = co_await p.client.recv(5s);
   REQUIRE(first);
   got.append(first.buffer.as_string_view());
-  first.buffer.release();
+  first.buffer.reset();
 
   // The peer aborts: RST instead of FIN.
   REQUIRE(set_linger_zero(p.server.native_handle()));
@@ -436,10 +436,10 @@ Task<void> lease_move_body() {
   CHECK(held.as_string_view() == "second");
   CHECK(p.server.buffers_held() == 1);
 
-  held.release();
+  held.reset();
   CHECK(held.empty());
   CHECK(p.server.buffers_held() == 0);
-  held.release();  // twice is harmless
+  held.reset();  // twice is harmless
   CHECK(p.server.buffers_held() == 0);
 
   // A lease dropped with its Received also gives the buffer back.
@@ -608,8 +608,8 @@ Task<void> close_body() {
   Pair p = co_await make_pair(&listener);
   const int fd = p.client.native_handle();
   REQUIRE(fd >= 0);
-  const int rc = co_await p.client.close();
-  CHECK(rc == 0);
+  const std::error_code rc = co_await p.client.close();
+  CHECK_FALSE(rc);
   CHECK_FALSE(p.client.is_open());
   CHECK(p.client.native_handle() == -1);
   // The peer sees an orderly EOF.
@@ -617,13 +617,13 @@ Task<void> close_body() {
   CHECK(got.eof);
   CHECK(got.data.empty());
   // Closing a closed stream: the ring reports EBADF, nothing else is touched.
-  const int again = co_await p.client.close();
-  CHECK(again == -EBADF);
+  const std::error_code again = co_await p.client.close();
+  CHECK(again == std::errc::bad_file_descriptor);
   // A stream with a recv armed closes just as well.
   net::Received r = co_await p.server.recv(5ms);
   CHECK(r.eof());
-  const int rc2 = co_await p.server.close();
-  CHECK(rc2 == 0);
+  const std::error_code rc2 = co_await p.server.close();
+  CHECK_FALSE(rc2);
 }
 
 Task<void> closed_stream_body() {
@@ -648,8 +648,8 @@ Task<void> closed_stream_body() {
   // After close(), the same.
   net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
   Pair p = co_await make_pair(&listener);
-  const int rc = co_await p.client.close();
-  CHECK(rc == 0);
+  const std::error_code rc = co_await p.client.close();
+  CHECK_FALSE(rc);
   net::Received after = co_await p.client.recv(1s);
   CHECK(after.error == std::errc::bad_file_descriptor);
   net::SendResult s2 = co_await p.client.send_all("y");
@@ -833,7 +833,7 @@ TEST_CASE("TcpStream: stream objects that outlive their loop leak nothing", "[ne
   CHECK(took < 1s);
 }
 
-TEST_CASE("TcpStream: close() goes through the ring and returns 0", "[net]") {
+TEST_CASE("TcpStream: close() goes through the ring and reports no error", "[net]") {
   coring::run(close_body());
 }
 
@@ -844,4 +844,50 @@ TEST_CASE("TcpStream: a default-constructed or closed stream reports bad_file_de
 
 TEST_CASE("TcpStream: local_address and peer_address", "[net]") {
   coring::run(addresses_body());
+}
+
+TEST_CASE("regression: close() while another task is in send_all wakes the sender with EBADF",
+          "[net][stream]") {
+  const std::size_t fds = coring_test::count_open_fds();
+  auto body = []() -> Task<void> {
+    net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
+    Pair p = co_await make_pair(&listener);
+    REQUIRE(set_int_option(p.client.native_handle(), SOL_SOCKET, SO_SNDBUF, 32 * 1024));
+    REQUIRE(set_int_option(p.server.native_handle(), SOL_SOCKET, SO_RCVBUF, 32 * 1024));
+    const std::string big = pattern(8 << 20, 9);
+    auto sending = coring::spawn(send_text(&p.client, &big, 10s));
+    co_await coring::sleep_for(50ms);
+    REQUIRE_FALSE(sending.done());  // stalled: the peer does not read
+    const auto closed = co_await p.client.close();
+    CHECK_FALSE(closed);
+    net::SendResult s = co_await sending;  // woken by the close, not by the 10 s timeout
+    CHECK(s.error == std::errc::bad_file_descriptor);
+    CHECK(s.bytes > 0);
+    CHECK(s.bytes < big.size());
+  };
+  coring::run(body());
+  CHECK(coring_test::count_open_fds() == fds);
+}
+
+TEST_CASE("regression: a stream closed under a stalled send_all, then its loop shut down",
+          "[net][stream]") {
+  const std::size_t fds = coring_test::count_open_fds();
+  const auto frames = coring::FrameAllocator::live_frames();
+  {
+    EventLoop loop;
+    auto body = []() -> Task<void> {
+      net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
+      Pair p = co_await make_pair(&listener);
+      REQUIRE(set_int_option(p.client.native_handle(), SOL_SOCKET, SO_SNDBUF, 32 * 1024));
+      REQUIRE(set_int_option(p.server.native_handle(), SOL_SOCKET, SO_RCVBUF, 32 * 1024));
+      static const std::string big = pattern(8 << 20, 10);
+      coring::spawn(send_text(&p.client, &big, 10s)).detach();
+      co_await coring::sleep_for(50ms);
+      p.client = net::TcpStream();  // closed under the sender, which is never joined
+      co_await coring::sleep_for(10ms);
+    };
+    loop.run(body());
+  }  // the loop cancels whatever is left; nothing may touch the freed stream
+  CHECK(coring::FrameAllocator::live_frames() == frames);
+  CHECK(coring_test::count_open_fds() == fds);
 }

@@ -52,17 +52,41 @@ struct [[nodiscard]] Accepted {
   TcpStream stream;
   std::error_code error;  // operation_canceled once the listener is closed; timed_out
   explicit operator bool() const noexcept { return !error; }
+  // How an accept that timed out reports (see with_timeout).
+  static Accepted timed_out() {
+    Accepted a;
+    a.error = std::make_error_code(std::errc::timed_out);
+    return a;
+  }
 };
 
 namespace detail {
 
-// The part of an AcceptAwaiter the core talks to.
-class AcceptWaiter : public SocketWaiter {
+class ListenerCore;
+
+// The part of an AcceptAwaiter the core talks to: an Operation parked in the
+// core (at most one per listener). A timeout or a cancellation unparks it;
+// queued connections stay queued.
+class AcceptWaiter : public Operation {
  public:
-  class ListenerCore* core = nullptr;
+  ListenerCore* core;
   NetService* svc = nullptr;  // kept: the core may be gone by the time we resume
   int fd = -1;
   int error = 0;  // errno when woken without a connection
+  bool filled = false;
+
+  void deliver() noexcept {
+    filled = true;
+    complete(false);
+  }
+
+ protected:
+  explicit AcceptWaiter(ListenerCore* c) noexcept;
+  AcceptWaiter(AcceptWaiter&& o) noexcept : Operation(std::move(o)), core(o.core) {}
+  ~AcceptWaiter();
+
+ private:
+  static bool leave(Operation* op) noexcept;
 };
 
 class ListenerCore final : public SocketCore, private Completion, private TimerNode {
@@ -73,7 +97,12 @@ class ListenerCore final : public SocketCore, private Completion, private TimerN
   ~ListenerCore() override;
 
   [[nodiscard]] bool ready() const noexcept { return !queue_.empty() || orphaned; }
-  void park(AcceptWaiter* w);
+  // Throws std::logic_error if another task is already in accept().
+  void check_can_park() const;
+  void park(AcceptWaiter* w) noexcept;
+  void unpark(AcceptWaiter* w) noexcept {
+    if (waiter_ == w) waiter_ = nullptr;
+  }
   // A queued connection's fd, or -1 (then `error` says why).
   int pop(int& error) noexcept;
   void orphan() noexcept;
@@ -99,26 +128,25 @@ class ListenerCore final : public SocketCore, private Completion, private TimerN
 
 }  // namespace detail
 
-class [[nodiscard]] AcceptAwaiter : private detail::AcceptWaiter {
+// accept(): the next connection (see the header comment).
+class [[nodiscard]] AcceptAwaiter : public detail::AcceptWaiter {
  public:
-  AcceptAwaiter(detail::ListenerCore* c, Duration t) noexcept {
-    core = c;
-    timeout = t;
-  }
-  AcceptAwaiter(const AcceptAwaiter&) = delete;
-  AcceptAwaiter& operator=(const AcceptAwaiter&) = delete;
+  AcceptAwaiter(AcceptAwaiter&&) noexcept = default;
 
   bool await_ready() const noexcept { return core == nullptr || core->ready(); }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    ctx = context_of(h);
-    handle = h;
-    return suspend();
+    core->check_can_park();
+    if (!prepare(h)) return suspend_cancelled();
+    core->park(this);
+    start_timeout();
+    return true;
   }
   Accepted await_resume();
 
  private:
-  bool suspend();
+  friend class TcpListener;
+  explicit AcceptAwaiter(detail::ListenerCore* c) noexcept : AcceptWaiter(c) {}
 };
 
 class TcpListener {
@@ -131,9 +159,11 @@ class TcpListener {
   TcpListener& operator=(TcpListener&& o) noexcept;
   ~TcpListener() { close(); }
 
-  // The next connection; std::errc::timed_out after `timeout` (zero: none).
-  AcceptAwaiter accept(Duration timeout = TcpStream::kNoTimeout) noexcept {
-    return {core_, timeout};
+  // The next connection; std::errc::timed_out after `timeout`.
+  AcceptAwaiter accept(Duration timeout = kNoTimeout) noexcept {
+    AcceptAwaiter a(core_);
+    if (timeout != kNoTimeout) a.set_timeout(timeout);
+    return a;
   }
   // Stops accepting at once: a task parked in accept() resumes with
   // std::errc::operation_canceled, connections not yet taken are closed.

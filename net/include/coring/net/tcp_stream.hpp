@@ -23,14 +23,17 @@
 // the recv cap, its reads, while every other connection carries on.
 //
 // Outcomes are values: EOF, ECONNRESET, EPIPE and timeouts (std::errc::timed_out)
-// come back in the result. Cancelling the task throws Cancelled at the co_await;
-// a cancelled or timed-out recv loses nothing (queued data stays queued), a
-// cancelled send reports how far it got when it completes first.
+// come back in the result; so does a timeout given by with_timeout. Cancelling
+// the task throws Cancelled at the co_await; a cancelled or timed-out recv
+// loses nothing (queued data stays queued), a timed-out send reports exactly
+// how many bytes went out.
 //
 // One task may recv and another send on the same stream at once; two tasks must
 // not recv at once (std::logic_error). A stream belongs to the loop it was made
-// on, and must not be destroyed while a task is suspended in one of its
-// operations. Destroying (or close()) closes the socket through the ring.
+// on. Destroying it (or close()) closes the socket through the ring; a task
+// parked in recv() then gets std::errc::bad_file_descriptor at once, and a
+// send_all in flight is cancelled and gets the same error with the count of
+// bytes that went out. An awaiter must be awaited before its stream is closed.
 #pragma once
 
 #include <sys/socket.h>
@@ -44,22 +47,21 @@
 
 #include "coring/net/address.hpp"
 #include "coring/net/detail/stream_core.hpp"
-#include "coring/net/detail/timed_op.hpp"
+#include "coring/runtime/io.hpp"
+#include "coring/runtime/operation.hpp"
 
 namespace coring::net {
 
-// A received buffer on loan from the loop's buffer ring.
+// A received buffer on loan from the loop's buffer ring; given back when the
+// lease is destroyed or reset().
 class BufferLease {
  public:
   BufferLease() noexcept = default;
-  BufferLease(detail::StreamCore* core, std::byte* data, std::uint32_t len,
-              std::uint16_t bid) noexcept
-      : core_(core), data_(data), len_(len), bid_(bid) {}
   BufferLease(BufferLease&& o) noexcept
       : core_(std::exchange(o.core_, nullptr)), data_(o.data_), len_(o.len_), bid_(o.bid_) {}
   BufferLease& operator=(BufferLease&& o) noexcept {
     if (this != &o) {
-      release();
+      reset();
       core_ = std::exchange(o.core_, nullptr);
       data_ = o.data_;
       len_ = o.len_;
@@ -67,7 +69,7 @@ class BufferLease {
     }
     return *this;
   }
-  ~BufferLease() { release(); }
+  ~BufferLease() { reset(); }
 
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept {
     return core_ != nullptr ? std::span<const std::byte>(data_, len_)
@@ -78,12 +80,17 @@ class BufferLease {
   [[nodiscard]] std::string_view as_string_view() const noexcept {
     return {reinterpret_cast<const char*>(data_), size()};
   }
-  // Gives the buffer back now.
-  void release() noexcept {
-    if (core_ != nullptr) std::exchange(core_, nullptr)->release(bid_, data_);
+  // Gives the buffer back now (idempotent).
+  void reset() noexcept {
+    if (core_ != nullptr) std::exchange(core_, nullptr)->give_back(bid_, data_);
   }
 
  private:
+  friend class RecvAwaiter;
+  BufferLease(detail::StreamCore* core, std::byte* data, std::uint32_t len,
+              std::uint16_t bid) noexcept
+      : core_(core), data_(data), len_(len), bid_(bid) {}
+
   detail::StreamCore* core_ = nullptr;
   std::byte* data_ = nullptr;
   std::uint32_t len_ = 0;
@@ -94,6 +101,13 @@ class BufferLease {
 struct [[nodiscard]] Received {
   BufferLease buffer;
   std::error_code error;  // std::errc::timed_out, connection_reset, ...
+
+  // How a recv that timed out reports (see with_timeout).
+  static Received timed_out() {
+    Received r;
+    r.error = std::make_error_code(std::errc::timed_out);
+    return r;
+  }
 
   // True when data came.
   explicit operator bool() const noexcept { return !buffer.empty(); }
@@ -107,74 +121,95 @@ struct [[nodiscard]] SendResult {
   std::size_t bytes = 0;  // sent, even when an error stopped the rest
   std::error_code error;
   explicit operator bool() const noexcept { return !error; }
+  // How a send that timed out reports (see with_timeout).
+  static SendResult timed_out() {
+    SendResult r;
+    r.error = std::make_error_code(std::errc::timed_out);
+    return r;
+  }
 };
 
-class [[nodiscard]] RecvAwaiter : private detail::RecvWaiter {
+// recv(): the next received buffer, EOF or an error (see the header comment).
+class [[nodiscard]] RecvAwaiter : public detail::RecvWaiter {
  public:
-  RecvAwaiter(detail::StreamCore* c, Duration t) noexcept {
-    core = c;
-    timeout = t;
-  }
-  RecvAwaiter(const RecvAwaiter&) = delete;
-  RecvAwaiter& operator=(const RecvAwaiter&) = delete;
+  RecvAwaiter(RecvAwaiter&&) noexcept = default;
 
   bool await_ready() const noexcept { return core == nullptr || core->readable(); }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    ctx = context_of(h);
-    handle = h;
-    return suspend();
+    core->check_can_park();
+    if (!prepare(h)) return suspend_cancelled();
+    core->park(this);
+    start_timeout();
+    return true;
   }
   Received await_resume();
 
  private:
-  bool suspend();
+  friend class TcpStream;
+  explicit RecvAwaiter(detail::StreamCore* c) noexcept : RecvWaiter(c) {}
 };
 
-class [[nodiscard]] SendAllAwaiter : private Completion, private CancelSlot, private TimerNode {
+// send_all(): one operation over every short send (see the header comment).
+class [[nodiscard]] SendAllAwaiter : public Operation, private Completion {
  public:
-  SendAllAwaiter(detail::StreamCore* core, std::span<const std::byte> bytes,
-                 Duration timeout) noexcept;
-  SendAllAwaiter(const SendAllAwaiter&) = delete;
-  SendAllAwaiter& operator=(const SendAllAwaiter&) = delete;
+  SendAllAwaiter(SendAllAwaiter&& o) noexcept;
+  ~SendAllAwaiter();
 
   bool await_ready() const noexcept { return left_ == 0 || core_ == nullptr; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    return suspend(h, context_of(h));
+    if (!core_->can_send()) {
+      err_ = EBADF;  // closed: nothing to wait for
+      return false;
+    }
+    if (!prepare(h)) return suspend_cancelled();
+    start();
+    start_timeout();
+    return true;
   }
   SendResult await_resume() const;
 
  private:
-  bool suspend(std::coroutine_handle<> h, TaskContext* ctx);
-  void start_send() noexcept;
-  void finish() noexcept;
+  friend class TcpStream;
+  friend class detail::StreamCore;
+  SendAllAwaiter(detail::StreamCore* core, std::span<const std::byte> bytes) noexcept;
+  void start() noexcept;
+  void send_next() noexcept;
+  // The stream is being closed under this send: stop, and report EBADF.
+  void stream_closed() noexcept;
   static void completed(Completion* c, int res, std::uint32_t flags) noexcept;
-  static void cancel_requested(CancelSlot* s) noexcept;
-  static void timer_fired(TimerNode* t) noexcept;
+  static bool interrupt_send(Operation* op) noexcept;
 
   detail::StreamCore* core_;
   const std::byte* next_;
   std::size_t left_;
   std::size_t sent_ = 0;
-  Duration timeout_;
-  TaskContext* ctx_ = nullptr;
-  std::coroutine_handle<> handle_;
   int err_ = 0;
-  bool cancelled_ = false;
-  bool timed_out_ = false;
   bool in_kernel_ = false;
+  bool closed_ = false;  // the stream was closed under this send
+  // The core's list of sends in flight.
+  SendAllAwaiter* prev_ = nullptr;
+  SendAllAwaiter* next_send_ = nullptr;
+  bool linked_ = false;
+};
+
+// close(): closes through the ring; std::error_code of the close(2).
+class [[nodiscard]] CloseAwaiter : public IoAwaiter {
+ public:
+  explicit CloseAwaiter(const IoRequest& r) noexcept : IoAwaiter(r, WaitKind::close) {}
+  CloseAwaiter(CloseAwaiter&&) noexcept = default;
+  std::error_code await_resume() const { return IoAwaiter::await_resume().error(); }
 };
 
 class TcpStream {
  public:
   // No timeout: the operation waits as long as it takes.
-  static constexpr Duration kNoTimeout{0};
+  static constexpr Duration kNoTimeout = coring::kNoTimeout;
 
   TcpStream() noexcept = default;
   // Adopts a connected socket `fd` on the current loop (throws without one).
   explicit TcpStream(int fd);
-  TcpStream(detail::NetService& svc, int fd);
   TcpStream(TcpStream&& o) noexcept : core_(std::exchange(o.core_, nullptr)) {}
   TcpStream& operator=(TcpStream&& o) noexcept;
   ~TcpStream();
@@ -183,24 +218,31 @@ class TcpStream {
   [[nodiscard]] int native_handle() const noexcept { return core_ != nullptr ? core_->fd : -1; }
 
   // The next received buffer, EOF, or an error; std::errc::timed_out after
-  // `timeout` (zero: none). A closed stream gives std::errc::bad_file_descriptor.
-  RecvAwaiter recv(Duration timeout = kNoTimeout) noexcept { return {core_, timeout}; }
+  // `timeout`. A closed stream gives std::errc::bad_file_descriptor.
+  RecvAwaiter recv(Duration timeout = kNoTimeout) noexcept {
+    RecvAwaiter a(core_);
+    if (timeout != kNoTimeout) a.set_timeout(timeout);
+    return a;
+  }
 
-  // Sends every byte of `bytes` (see the header comment).
+  // Sends every byte of `bytes` (see the header comment); std::errc::timed_out
+  // after `timeout`, with the count of bytes that went out.
   SendAllAwaiter send_all(std::span<const std::byte> bytes,
                           Duration timeout = kNoTimeout) noexcept {
-    return {core_, bytes, timeout};
+    SendAllAwaiter a(core_, bytes);
+    if (timeout != kNoTimeout) a.set_timeout(timeout);
+    return a;
   }
   SendAllAwaiter send_all(std::string_view text, Duration timeout = kNoTimeout) noexcept {
-    return {core_, std::as_bytes(std::span<const char>(text.data(), text.size())), timeout};
+    return send_all(std::as_bytes(std::span<const char>(text.data(), text.size())), timeout);
   }
 
   // shutdown(2) at once (SHUT_WR: we are done sending; the peer reads EOF).
   std::error_code shutdown(int how = SHUT_WR) noexcept;
 
   // Closes through the ring and waits for it; the stream is closed afterwards
-  // whatever the result. Returns 0 or -errno.
-  detail::TimedOp close() noexcept;
+  // whatever the result (the error is close(2)'s, usually none).
+  CloseAwaiter close() noexcept;
 
   // Ring buffers this connection may hold, queued and leased together (>= 1).
   void set_max_buffers(std::uint32_t n) noexcept;
@@ -220,6 +262,8 @@ class TcpStream {
   [[nodiscard]] Address peer_address() const;
 
  private:
+  friend class AcceptAwaiter;
+  TcpStream(detail::NetService& svc, int fd);
   detail::StreamCore* core_ = nullptr;
 };
 
@@ -227,9 +271,15 @@ struct [[nodiscard]] Connected {
   TcpStream stream;
   std::error_code error;  // connection_refused, timed_out, ...
   explicit operator bool() const noexcept { return !error; }
+  // How a connect that timed out reports (see with_timeout).
+  static Connected timed_out() {
+    Connected c;
+    c.error = std::make_error_code(std::errc::timed_out);
+    return c;
+  }
 };
 
-// Connects to `address` (timeout zero: none; the kernel's own SYN timeout then
+// Connects to `address` (without a timeout the kernel's own SYN timeout
 // applies). Errors, including a timeout, come back in Connected::error.
 Task<Connected> connect(Address address, Duration timeout = TcpStream::kNoTimeout);
 

@@ -14,7 +14,6 @@
 //   freed by that owner.
 #pragma once
 
-#include <coroutine>
 #include <cstdint>
 #include <vector>
 
@@ -46,48 +45,6 @@ class SocketCore {
   friend class NetService;
   SocketCore* prev_ = nullptr;
   SocketCore* next_ = nullptr;
-};
-
-// One task parked on a socket core (in recv() or accept()), with an optional
-// timeout, cancellable: the mechanism both awaiters share. The core that parks
-// it sets `leave` (which clears the core's pointer to it) and `loop`.
-class SocketWaiter : public CancelSlot, public TimerNode {
- public:
-  SocketWaiter() noexcept;
-  SocketWaiter(const SocketWaiter&) = delete;
-  SocketWaiter& operator=(const SocketWaiter&) = delete;
-
-  // Registers the cancel slot, then calls `park` (which may throw). Returns
-  // false, without parking, when the task is already cancelled.
-  template <class Park>
-  bool park_with(Park&& park) {
-    if (ctx != nullptr && !ctx->arm(this)) {
-      cancelled = true;
-      return false;
-    }
-    try {
-      park();
-    } catch (...) {
-      if (ctx != nullptr) ctx->disarm(this);
-      throw;
-    }
-    return true;
-  }
-  // Called by the core once it holds the waiter: starts the timeout, if any.
-  void start_timer();
-  // Leaves the core, stops the timer, disarms the cancel slot.
-  void unpark() noexcept;
-  // unpark(), and the task is scheduled; `woken` says the core filled the result.
-  void resume_task(bool filled) noexcept;
-
-  TaskContext* ctx = nullptr;
-  std::coroutine_handle<> handle;
-  Duration timeout{};
-  EventLoop* loop = nullptr;
-  void (*leave)(SocketWaiter* self) noexcept = nullptr;
-  bool woken = false;
-  bool timed_out = false;
-  bool cancelled = false;
 };
 
 class StreamCore;

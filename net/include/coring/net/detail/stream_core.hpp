@@ -20,14 +20,22 @@
 // ring is empty) parks the stream in the NetService until a buffer is recycled,
 // so an exhausted ring never turns into a busy loop. EOF and errors are queued
 // behind the data received before them.
+//
+// Sends. Every send_all in flight is linked into the core (`sends_`), so the
+// core outlives it: closing the stream cancels those sends, and each one
+// wakes its task with EBADF when its CQE comes back; only then may the core
+// be freed.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "coring/net/detail/service.hpp"
-#include "coring/runtime/cancel.hpp"
-#include "coring/runtime/timer_queue.hpp"
+#include "coring/runtime/operation.hpp"
+
+namespace coring::net {
+class SendAllAwaiter;
+}
 
 namespace coring::net::detail {
 
@@ -40,9 +48,14 @@ class StreamCore final : public SocketCore, private Completion {
 
   // ---- used by RecvAwaiter ----
   [[nodiscard]] bool readable() const noexcept { return queued_ != 0 || end_ != 0; }
-  // Parks `w` until readable, arming the recv if needed. Throws std::logic_error
-  // if another task is already waiting on this stream.
-  void park(RecvWaiter* w);
+  // Before a recv parks: throws std::logic_error if another task is already
+  // waiting on this stream, or what setting up the loop's buffer ring throws.
+  void check_can_park();
+  // Parks `w` until readable, arming the recv if needed.
+  void park(RecvWaiter* w) noexcept;
+  void unpark(RecvWaiter* w) noexcept {
+    if (waiter_ == w) waiter_ = nullptr;
+  }
   static constexpr int kData = 1;
   static constexpr int kEof = 2;
   // Takes the next item: fills `data/len/bid` and returns kData, or returns the
@@ -50,7 +63,17 @@ class StreamCore final : public SocketCore, private Completion {
   int pop(std::byte*& data, std::uint32_t& len, std::uint16_t& bid) noexcept;
 
   // ---- used by BufferLease ----
-  void release(std::uint16_t bid, std::byte* data) noexcept;
+  void give_back(std::uint16_t bid, std::byte* data) noexcept;
+
+  // ---- used by SendAllAwaiter ----
+  [[nodiscard]] bool can_send() const noexcept { return svc != nullptr && fd >= 0 && !orphaned; }
+  void add_send(SendAllAwaiter* s) noexcept;
+  void unlink_send(SendAllAwaiter* s) noexcept;
+  // unlink_send(), and frees the core when `s` was all that kept an orphan alive.
+  void remove_send(SendAllAwaiter* s) noexcept {
+    unlink_send(s);
+    if (orphaned) maybe_free();
+  }
 
   // ---- used by TcpStream ----
   // The owner is gone or closed the stream: stop receiving, drop queued data and
@@ -96,20 +119,45 @@ class StreamCore final : public SocketCore, private Completion {
   bool throttled_ = false;    // hit the cap: single-shot recvs until all is given back
   bool close_pending_ = false;
   RecvWaiter* waiter_ = nullptr;
+  SendAllAwaiter* sends_ = nullptr;  // send_all operations in flight (intrusive list)
   struct CloseOp : Completion {
     StreamCore* core = nullptr;
   } close_op_;
 };
 
-// The part of a RecvAwaiter the core talks to.
-class RecvWaiter : public SocketWaiter {
+// The part of a RecvAwaiter the core talks to: an Operation parked in the core
+// (at most one per stream). A timeout or a cancellation unparks it; queued
+// data stays queued.
+class RecvWaiter : public Operation {
  public:
-  StreamCore* core = nullptr;
+  StreamCore* core;
   // Filled when woken: as StreamCore::pop returns (kData: in data/len/bid).
   int status = 0;
   std::byte* data = nullptr;
   std::uint32_t len = 0;
   std::uint16_t bid = 0;
+  bool filled = false;  // the core filled the fields above
+
+  // The core hands over what it filled in.
+  void deliver() noexcept {
+    filled = true;
+    complete(false);
+  }
+
+ protected:
+  explicit RecvWaiter(StreamCore* c) noexcept
+      : Operation(&RecvWaiter::leave, {WaitKind::recv, c != nullptr ? c->fd : -1, c}), core(c) {}
+  RecvWaiter(RecvWaiter&& o) noexcept : Operation(std::move(o)), core(o.core) {}
+  ~RecvWaiter() {
+    if (pending()) core->unpark(this);
+  }
+
+ private:
+  static bool leave(Operation* op) noexcept {
+    auto* self = static_cast<RecvWaiter*>(op);
+    self->core->unpark(self);
+    return true;
+  }
 };
 
 }  // namespace coring::net::detail
