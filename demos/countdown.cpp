@@ -29,11 +29,8 @@ coring::Task<void> main_task(double scale) {
   co_await coring::sleep_for(demo::scaled(20, scale));
   fmt::print("About to terminate\n");
   t.cancel();
-  try {
-    co_await t;
-  } catch (const coring::Cancelled&) {
-    // The countdown ended the way we asked it to.
-  }
+  const coring::Outcome<void> ended = co_await t.join();  // waits until it has stopped
+  if (!ended.cancelled()) fmt::print("(the countdown had already finished)\n");
   fmt::print("Terminated\n");
 }
 

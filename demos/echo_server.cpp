@@ -105,7 +105,6 @@ coring::Task<void> watch_signals(int sfd, net::EchoServer* server,
   int received = 0;
   for (;;) {
     const coring::IoResult r = co_await coring::async_read(sfd, buf);
-    if (r.res == -EINTR) continue;
     if (!r.ok()) {
       fmt::print(stderr, "echo_server: reading the signalfd failed: {}\n", r.error().message());
       co_return;
@@ -157,12 +156,9 @@ coring::Task<int> serve(Options opt, net::Address address, int sfd) {
       coring::spawn(watch_signals(sfd, &server, &serving, opt.grace), "signal watcher");
 
   net::EchoStats stats;
-  bool cut_short = false;
-  try {
-    stats = co_await serving;
-  } catch (const coring::Cancelled&) {
-    cut_short = true;  // second signal: serve() shut every connection down
-  }
+  coring::Outcome<net::EchoStats> served = co_await serving.join();
+  const bool cut_short = served.cancelled();          // second signal: serve() shut everything down
+  if (!cut_short) stats = std::move(served).value();  // rethrows if serve() failed
   if (cut_short) {
     stats = server.stats();
     stats.cut_off = stats.active;
@@ -177,12 +173,8 @@ coring::Task<int> serve(Options opt, net::Address address, int sfd) {
     stats.timeouts = now.timeouts;
   }
 
-  watcher.cancel();
-  try {
-    co_await watcher;
-  } catch (const coring::Cancelled&) {
-    // It was waiting for a signal that never came (or a second one).
-  }
+  watcher.cancel();  // it was waiting for a signal that never came (or a second one)
+  (void)co_await watcher.join();
 
   fmt::print(
       "echo_server: connections={} rejected={} bytes={} errors={} timeouts={} cut_off={} "

@@ -72,10 +72,7 @@ coring::Task<void> main_task(double scale) {
   co_await down;
   co_await up;
   ticker.cancel();  // the seed's daemon thread: stopped when the program ends
-  try {
-    co_await ticker;
-  } catch (const coring::Cancelled&) {
-  }
+  (void)co_await ticker.join();
 }
 
 }  // namespace

@@ -43,12 +43,7 @@ coring::Task<void> main_task(double scale) {
   fmt::print("Goodbye\n");
 
   for (auto& w : workers) w.cancel();
-  for (auto& w : workers) {
-    try {
-      co_await w;
-    } catch (const coring::Cancelled&) {
-    }
-  }
+  for (auto& w : workers) (void)co_await w.join();
 }
 
 }  // namespace

@@ -71,10 +71,7 @@ class [[nodiscard]] DrainAwaiter : public Operation {
     start_timeout();
     return true;
   }
-  bool await_resume() const {
-    check();
-    return !timed_out();
-  }
+  bool await_resume() const noexcept { return !timed_out(); }
   ~DrainAwaiter() {
     if (state_->drain_waiter == this) state_->drain_waiter = nullptr;
   }
@@ -166,7 +163,16 @@ EchoServer::~EchoServer() {
 
 Task<EchoStats> EchoServer::serve() {
   std::shared_ptr<State> st = state_;
-  try {
+  // However serve() ends -- cancelled (unwound) included -- the listener is
+  // closed and the connections still open are shut down.
+  struct ShutDown {
+    State* s;
+    ~ShutDown() {
+      s->listener.close();
+      s->shut_down_all();
+    }
+  } shut_down{st.get()};
+  {
     while (!st->stopping) {
       Accepted a = co_await st->listener.accept();
       if (!a) {
@@ -190,10 +196,6 @@ Task<EchoStats> EchoServer::serve() {
       st->stats.cut_off = st->shut_down_all();
       (void)co_await DrainAwaiter(st.get());
     }
-  } catch (const Cancelled&) {
-    st->listener.close();
-    st->shut_down_all();
-    throw;
   }
   co_return st->stats;
 }

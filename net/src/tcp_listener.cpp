@@ -179,7 +179,6 @@ void ListenerCore::maybe_free() noexcept {
 }  // namespace detail
 
 Accepted AcceptAwaiter::await_resume() {
-  check();
   Accepted a;
   if (core == nullptr) {
     a.error = std::make_error_code(std::errc::operation_canceled);

@@ -280,7 +280,6 @@ void StreamCore::maybe_free() noexcept {
 // ---- RecvAwaiter ----
 
 Received RecvAwaiter::await_resume() {
-  check();
   Received r;
   if (core == nullptr) {
     r.error = std::make_error_code(std::errc::bad_file_descriptor);
@@ -385,7 +384,6 @@ void SendAllAwaiter::completed(Completion* c, int res, std::uint32_t) noexcept {
 }
 
 SendResult SendAllAwaiter::await_resume() const {
-  check();
   SendResult r;
   r.bytes = sent_;
   if (timed_out()) {

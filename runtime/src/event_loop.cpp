@@ -64,7 +64,7 @@ void EventLoop::drain_for_shutdown() {
       backend_->in_flight() <= kInternalOps) {
     return;
   }
-  // Let every task unwind through Cancelled, giving cancelled I/O time to come back.
+  // Let every task unwind, giving cancelled I/O time to come back.
   scheduler_.cancel_all();
   const TimePoint deadline = Clock::now() + std::chrono::seconds(2);
   while (

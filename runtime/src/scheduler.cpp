@@ -33,25 +33,12 @@ void report_unobserved(const detail::PromiseBase& p, const char* how) {
 namespace detail {
 
 void ReadyQueue::grow() {
-  const std::size_t cap = mask_ + 1;
-  std::unique_ptr<void*[]> bigger(new void*[cap * 2]);
-  const std::size_t n = tail_ - head_;
-  for (std::size_t i = 0; i < n; ++i) bigger[i] = buf_[(head_ + i) & mask_];
+  // Entries keep their sequence numbers: each goes to seq & (new mask).
+  const std::size_t bigger_mask = (mask_ + 1) * 2 - 1;
+  std::unique_ptr<void*[]> bigger(new void*[bigger_mask + 1]);
+  for (std::size_t seq = head_; seq != tail_; ++seq) bigger[seq & bigger_mask] = buf_[seq & mask_];
   buf_ = std::move(bigger);
-  mask_ = cap * 2 - 1;
-  head_ = 0;
-  tail_ = n;
-}
-
-bool PromiseBase::has_exception_of_cancel() const noexcept {
-  if (!exception_) return false;
-  try {
-    std::rethrow_exception(exception_);
-  } catch (const Cancelled&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
+  mask_ = bigger_mask;
 }
 
 // Returns the coroutine to transfer to, or a null handle for none.
@@ -69,18 +56,44 @@ std::coroutine_handle<> PromiseBase::on_final(std::coroutine_handle<> self) noex
     // The result moves into the handle (a value already did, in TaskPromise<T>).
     if (!exception_) {
       handle_->settle(JoinHandleBase::State::returned, nullptr, name);
-    } else if (has_exception_of_cancel()) {
-      handle_->settle(JoinHandleBase::State::cancelled, nullptr, name);
     } else {
       handle_->settle(JoinHandleBase::State::failed, std::move(exception_), name);
     }
   } else {
     // Detached: nobody will read the result, so report a failure.
-    if (exception_ && !has_exception_of_cancel()) report_unobserved(*this, "detached");
+    if (exception_) report_unobserved(*this, "detached");
     delete name;
   }
   self.destroy();  // by-value parameters and everything else the frame held go now
   return joiner != nullptr ? joiner->resume_joiner() : std::coroutine_handle<>();
+}
+
+void PromiseBase::run_root(void* promise) noexcept {
+  auto* p = static_cast<PromiseBase*>(promise);
+  if (!p->started_) {
+    p->started_ = true;
+    if (!p->root_ctx_.cancel_requested()) {
+      std::coroutine_handle<>::from_address(p->frame_).resume();
+      return;
+    }
+  }
+  p->end_cancelled();
+}
+
+void PromiseBase::end_cancelled() noexcept {
+  done_ = true;
+  scheduler_->forget(*this);
+  JoinOp* joiner = std::exchange(joiner_, nullptr);
+  std::string* name = std::exchange(name_, nullptr);
+  if (handle_ != nullptr) {
+    handle_->settle(JoinHandleBase::State::cancelled, nullptr, name);
+  } else {
+    delete name;
+  }
+  // The frames' destructors run (locals first, then this promise, with the
+  // task's context and extension); no code after the suspension point does.
+  std::coroutine_handle<>::from_address(frame_).destroy();
+  if (joiner != nullptr) joiner->wake();
 }
 
 JoinHandleBase::JoinHandleBase(PromiseBase* p) noexcept : task_(p), state_(State::running) {
@@ -150,7 +163,7 @@ void JoinHandleBase::check_result() {
   check_ended();
   observed_ = true;
   if (state_ == State::failed) std::rethrow_exception(error_);
-  if (state_ == State::cancelled) throw Cancelled{};
+  if (state_ == State::cancelled) throw TaskCancelled(name());
 }
 
 }  // namespace detail

@@ -380,7 +380,7 @@ TEST_CASE("a loop that never ran frees the tasks spawned on it, which never star
   }
   CHECK_FALSE(started);
   CHECK(kept.done());
-  CHECK_THROWS_AS(kept.result(), coring::Cancelled);
+  CHECK_THROWS_AS(kept.result(), coring::TaskCancelled);
   kept = JoinHandle<void>{};
   CHECK(count_open_fds() == fds_before);
   REQUIRE(FrameAllocator::live_frames() == frames_before);

@@ -113,8 +113,8 @@ TEST_CASE("cancel stops a task at its next suspension point", "[runtime][join]")
   CHECK_FALSE(h.done());
   sched.run();
   CHECK(h.done());
-  CHECK(steps == 3);  // resumed only to throw Cancelled at its yield
-  CHECK_THROWS_AS(h.result(), coring::Cancelled);
+  CHECK(steps == 3);  // unwound at its yield: nothing after it ran
+  CHECK_THROWS_AS(h.result(), coring::TaskCancelled);
 }
 
 TEST_CASE("a task cancelled before it starts never runs its body", "[runtime][join]") {
@@ -129,7 +129,7 @@ TEST_CASE("a task cancelled before it starts never runs its body", "[runtime][jo
   sched.run();
   CHECK_FALSE(ran);
   CHECK(h.done());
-  CHECK_THROWS_AS(h.result(), coring::Cancelled);
+  CHECK_THROWS_AS(h.result(), coring::TaskCancelled);
 }
 
 TEST_CASE("cancel after completion is a no-op and keeps the value", "[runtime][join]") {
@@ -156,20 +156,18 @@ TEST_CASE("a handle to a task freed at scheduler shutdown reports it cancelled",
   JoinHandle<int> h;
   {
     TaskScheduler sched;
-    auto stuck = []() -> Task<int> {
-      for (;;) {
-        try {
-          co_await coring::yield_now();
-        } catch (const coring::Cancelled&) {
-          // ignores cancellation forever; shutdown must free it anyway
-        }
-      }
+    auto forever = []() -> Task<void> {
+      for (;;) co_await coring::yield_now();
+    };
+    auto stuck = [&forever]() -> Task<int> {
+      co_await coring::shield(forever());  // ignores cancellation; shutdown must free it anyway
+      co_return 0;
     };
     h = sched.spawn(stuck());
     sched.run_ready(5);
   }
   CHECK(h.done());
-  CHECK_THROWS_AS(h.result(), coring::Cancelled);
+  CHECK_THROWS_AS(h.result(), coring::TaskCancelled);
 }
 
 namespace {

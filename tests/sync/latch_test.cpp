@@ -70,7 +70,10 @@ TEST_CASE("a cancelled latch waiter unlinks itself; its arrival stays counted", 
     REQUIRE(latch.waiting() == 2);
     a.cancel();
     CHECK(latch.waiting() == 1);
-    CHECK_THROWS_AS(co_await a, coring::Cancelled);
+    {
+      const auto ended = co_await a.join();
+      CHECK(ended.cancelled());
+    }
     CHECK(latch.count() == 1);
     latch.count_down();
     co_await b;
@@ -148,7 +151,10 @@ TEST_CASE("a cancelled barrier waiter leaves the barrier usable", "[sync][barrie
     REQUIRE(barrier.waiting() == 1);
     a.cancel();
     CHECK(barrier.waiting() == 0);
-    CHECK_THROWS_AS(co_await a, coring::Cancelled);
+    {
+      const auto ended = co_await a.join();
+      CHECK(ended.cancelled());
+    }
     // Its arrival counted: one more completes phase 0.
     bool leader = co_await barrier.arrive_and_wait();
     CHECK(leader);

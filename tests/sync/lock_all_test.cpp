@@ -210,7 +210,10 @@ TEST_CASE("a lock_all cancelled half-way releases what it took", "[sync][lock_al
     co_await coring::yield_now();
     REQUIRE(ms[0].locked());
     h.cancel();
-    CHECK_THROWS_AS(co_await h, coring::Cancelled);
+    {
+      const auto ended = co_await h.join();
+      CHECK(ended.cancelled());
+    }
     CHECK_FALSE(ms[0].locked());
     CHECK(ms[1].waiting() == 0);
     const bool timed_out = !co_await coring::with_timeout(5ms, coring::lock_all(ms[0], ms[1]));

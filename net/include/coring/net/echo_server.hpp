@@ -21,7 +21,7 @@
 // stop(): stops accepting at once, lets connected clients finish for `grace`,
 // then shuts their sockets down; serve() returns the totals when the last
 // connection has ended. Cancelling the task in serve() shuts every connection
-// down at once and throws Cancelled.
+// down at once (the task is then cancelled).
 #pragma once
 
 #include <cstdint>

@@ -24,9 +24,9 @@
 //
 // Outcomes are values: EOF, ECONNRESET, EPIPE and timeouts (std::errc::timed_out)
 // come back in the result; so does a timeout given by with_timeout. Cancelling
-// the task throws Cancelled at the co_await; a cancelled or timed-out recv
-// loses nothing (queued data stays queued), a timed-out send reports exactly
-// how many bytes went out.
+// the task unwinds it at the co_await; a cancelled or timed-out recv loses
+// nothing (queued data stays queued), a timed-out send reports exactly how
+// many bytes went out.
 //
 // One task may recv and another send on the same stream at once; two tasks must
 // not recv at once (std::logic_error). A stream belongs to the loop it was made
@@ -153,6 +153,7 @@ class [[nodiscard]] RecvAwaiter : public detail::RecvWaiter {
 // send_all(): one operation over every short send (see the header comment).
 class [[nodiscard]] SendAllAwaiter : public Operation, private Completion {
  public:
+  static constexpr bool kReportsTimeout = true;  // with the count of bytes that went out
   SendAllAwaiter(SendAllAwaiter&& o) noexcept;
   ~SendAllAwaiter();
 

@@ -7,9 +7,9 @@
 // Cancellation and timeouts: interrupting the operation sends
 // IORING_OP_ASYNC_CANCEL and the task stays suspended (its frame and buffers
 // alive) until the operation's CQE comes back. If the kernel reports the
-// operation cancelled, a cancelled task's co_await throws Cancelled and a timed
-// out one gives -ETIMEDOUT; if the operation finished first, its result is
-// returned (no data is lost) and a cancellation takes effect at the task's next
+// operation cancelled, a cancelled task is unwound and a timed-out operation
+// gives -ETIMEDOUT; if the operation finished first, its result is returned
+// (no data is lost) and a cancellation takes effect at the task's next
 // suspension point.
 #pragma once
 
@@ -60,10 +60,7 @@ class [[nodiscard]] IoAwaiter : public Operation, private Completion {
     start_timeout();
     return true;
   }
-  IoResult await_resume() const {
-    check();
-    return IoResult{timed_out() ? -ETIMEDOUT : res_};
-  }
+  IoResult await_resume() const noexcept { return IoResult{timed_out() ? -ETIMEDOUT : res_}; }
 
  private:
   static void completed(Completion* c, int res, std::uint32_t) noexcept {

@@ -6,7 +6,7 @@
 // (default-constructed, moved-from, detached) refers to no task.
 //
 // - `co_await handle` waits for the task and gives its value, or rethrows its
-//   exception (Cancelled if it was cancelled). The result can be taken once.
+//   exception (TaskCancelled if it was cancelled). The result can be taken once.
 // - `co_await handle.join()` waits the same way and never throws for the task:
 //   it gives an Outcome<T> (returned / failed / cancelled).
 // - `cancel()` asks the task to stop at its next suspension point.
@@ -15,9 +15,11 @@
 //   frame is freed when it ends, and an exception it ends with is reported on
 //   stderr. Dropping a handle whose task failed and was never joined reports it
 //   too.
-// Joining is itself cancellable: a joiner that is cancelled stops waiting (the
-// joined task runs on). The handle and the task must stay on the scheduler's
-// thread.
+// Joining is itself cancellable: a joiner that is cancelled is unwound (the
+// joined task runs on) -- so `join()` and `co_await handle` only ever report on
+// the joined task, never on the joiner's own cancellation. A join with a
+// timeout (with_timeout(d, handle)) leaves the task running and the handle
+// usable. The handle and the task must stay on the scheduler's thread.
 #pragma once
 
 #include <coroutine>
@@ -42,7 +44,7 @@ class [[nodiscard]] JoinHandle : public detail::JoinStorage<T> {
   JoinHandle& operator=(JoinHandle&&) noexcept = default;
   ~JoinHandle() = default;
 
-  // The ended task's value, or its exception rethrown (Cancelled if it was
+  // The ended task's value, or its exception rethrown (TaskCancelled if it was
   // cancelled). Requires done().
   T result() {
     this->check_result();
@@ -80,7 +82,6 @@ class [[nodiscard]] JoinHandle : public detail::JoinStorage<T> {
     explicit Awaiter(JoinHandle& h) noexcept : JoinOp(h) {}
     Awaiter(Awaiter&&) noexcept = default;
     auto await_resume() {
-      check();
       auto& h = static_cast<JoinHandle&>(*handle_);
       if constexpr (Outcomes) {
         return h.outcome();
@@ -108,7 +109,7 @@ template <class T>
 JoinHandle<T> TaskScheduler::spawn(Task<T> task, std::string_view name) {
   auto h = task.release();
   adopt(h.promise(), h.address(), name);
-  schedule(h);
+  schedule(h.promise().root_context().unwinder());  // starts the task (see PromiseBase::run_root)
   return JoinHandle<T>(h);
 }
 

@@ -10,9 +10,10 @@
 //
 // Contract for a derived awaiter:
 // - await_suspend(h): call `prepare(h)` before changing anything; when it
-//   returns false the task was cancelled before the operation started: return
-//   `suspend_cancelled()` at once. Otherwise park or start the operation, then
-//   `start_timeout()` (or `start_timer()`), and return true.
+//   returns false the task was cancelled before the operation started (its
+//   unwinder is scheduled): return `suspend_cancelled()` at once. Otherwise
+//   park or start the operation, then `start_timeout()` (or `start_timer()`),
+//   and return true.
 // - When the operation ends with its result, call `complete(false)`.
 // - `interrupt` (given to the constructor) is called, at most once, when the
 //   timeout passes or the task is cancelled while pending. It stops the wait
@@ -22,8 +23,10 @@
 //   false when its real result raced ahead (a result is never dropped: the
 //   task gets it, and a cancellation then takes effect at the task's next
 //   suspension point).
-// - await_resume: call `check()` first (it throws Cancelled for a cancelled
-//   operation), then build the result; `timed_out()` tells a timeout.
+// - A cancelled operation never resumes its task: the base schedules the
+//   unwinder of the task's context instead (task_context.hpp), which destroys
+//   the frame the operation lives in.
+// - await_resume builds the result; `timed_out()` tells a timeout.
 // - A frame destroyed while the operation is pending (loop shutdown) runs the
 //   derived destructor, which must unpark; the base then removes its timer and
 //   its cancel registration.
@@ -74,6 +77,14 @@ enum class WaitKind : std::uint8_t {
   other,
 };
 
+namespace detail {
+// Now + d, saturated.
+inline TimePoint deadline_after(Duration d) noexcept {
+  const TimePoint now = Clock::now();
+  return d >= TimePoint::max() - now ? TimePoint::max() : now + d;
+}
+}  // namespace detail
+
 // What a pending operation waits on.
 struct WaitTarget {
   WaitKind kind = WaitKind::none;
@@ -83,6 +94,10 @@ struct WaitTarget {
 
 class Operation : private CancelSlot, private TimerNode {
  public:
+  // True for an operation whose await_resume reports a timeout in its own
+  // result, with details (what a send got out); with_timeout then asks it.
+  static constexpr bool kReportsTimeout = false;
+
   Operation(const Operation&) = delete;
   Operation& operator=(const Operation&) = delete;
   Operation& operator=(Operation&&) = delete;
@@ -93,6 +108,9 @@ class Operation : private CancelSlot, private TimerNode {
     timeout_ = d;
   }
   [[nodiscard]] Duration timeout() const noexcept { return timeout_; }
+  // Before the operation is awaited: it will not be interrupted by a
+  // cancellation of the task (see shield()).
+  void shield() noexcept { shielded_ = true; }
   [[nodiscard]] bool timed_out() const noexcept { return end_ == End::timed_out; }
   [[nodiscard]] bool pending() const noexcept { return end_ == End::pending; }
   [[nodiscard]] const WaitTarget& target() const noexcept { return target_; }
@@ -110,6 +128,7 @@ class Operation : private CancelSlot, private TimerNode {
   Operation(Operation&& o) noexcept : Operation(o.interrupt_, o.target_) {
     assert(o.end_ == End::idle && "an operation cannot move once awaited");
     timeout_ = o.timeout_;
+    shielded_ = o.shielded_;
   }
   ~Operation() {
     if (end_ == End::pending) {
@@ -125,19 +144,21 @@ class Operation : private CancelSlot, private TimerNode {
     sched_ = &current_scheduler();
     if (needs_timers || timeout_ != kNoTimeout) timers_ = &detail::current_timers();
     handle_ = h;
-    ctx_ = context_of(h);
+    ctx_ = shielded_ ? nullptr : context_of(h);
     if (ctx_ != nullptr && !ctx_->arm(this)) {
       end_ = End::cancelled;
+      sched_->schedule(ctx_->unwinder());
       return false;
     }
     end_ = End::pending;
     return true;
   }
-  // What await_suspend returns when prepare() failed.
-  [[nodiscard]] static bool suspend_cancelled() noexcept { return false; }
+  // What await_suspend returns when prepare() failed: stay suspended until
+  // the unwinder destroys the frame.
+  [[nodiscard]] static bool suspend_cancelled() noexcept { return true; }
 
   void start_timeout() {
-    if (timeout_ != kNoTimeout) start_timer(deadline_after(timeout_), false);
+    if (timeout_ != kNoTimeout) start_timer(detail::deadline_after(timeout_), false);
   }
   // Arms the timer for `at`: when it fires the operation completes (completes)
   // or is interrupted as timed out (!completes). Needs prepare(h, true) or a timeout.
@@ -146,15 +167,12 @@ class Operation : private CancelSlot, private TimerNode {
     timer_completes_ = completes;
     timers_->add(this);
   }
-  [[nodiscard]] static TimePoint deadline_after(Duration d) noexcept {
-    const TimePoint now = Clock::now();
-    return d >= TimePoint::max() - now ? TimePoint::max() : now + d;
-  }
 
-  // The operation ended (see the contract): resumes the task.
+  // The operation ended (see the contract): resumes the task, or unwinds it
+  // when a cancellation interrupted the operation.
   void complete(bool interrupted) noexcept {
     finish(interrupted);
-    sched_->schedule(handle_);
+    sched_->schedule(end_ == End::cancelled ? ctx_->unwinder() : handle_);
   }
   // Like complete(false), for a completion that transfers to the task itself
   // (symmetric transfer) instead of scheduling it: returns its handle.
@@ -163,9 +181,6 @@ class Operation : private CancelSlot, private TimerNode {
     return handle_;
   }
 
-  void check() const {
-    if (end_ == End::cancelled) throw Cancelled{};
-  }
   // An interrupt was asked for (a timeout or a cancellation).
   [[nodiscard]] bool interrupting() const noexcept { return why_ != Why::none; }
   [[nodiscard]] TaskScheduler& scheduler() const noexcept { return *sched_; }
@@ -214,6 +229,7 @@ class Operation : private CancelSlot, private TimerNode {
   Why why_ = Why::none;
   End end_ = End::idle;
   bool timer_completes_ = false;
+  bool shielded_ = false;
 };
 
 }  // namespace coring

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 #include "coring/runtime/task_context.hpp"
 
@@ -30,15 +31,24 @@ class PromiseBase;
 inline thread_local TaskScheduler* tls_current_scheduler = nullptr;
 [[noreturn]] void throw_no_scheduler();
 
-// FIFO ring of coroutine handles; grows by doubling, never shrinks.
+// FIFO ring of coroutine handles; grows by doubling, never shrinks. Entries
+// are numbered by a running sequence (head_/tail_ never wrap back), and an
+// entry's place is always seq & mask_, so a queued entry can be replaced by
+// its number (how yield_now() makes a queued task unwind instead).
 class ReadyQueue {
  public:
   ReadyQueue() : buf_(new void*[kInitial]), mask_(kInitial - 1) {}
   [[nodiscard]] bool empty() const noexcept { return head_ == tail_; }
   [[nodiscard]] std::size_t size() const noexcept { return tail_ - head_; }
-  void push(std::coroutine_handle<> h) {
+  // Returns the entry's sequence number.
+  std::size_t push(std::coroutine_handle<> h) {
     if (tail_ - head_ > mask_) grow();
-    buf_[tail_++ & mask_] = h.address();
+    buf_[tail_ & mask_] = h.address();
+    return tail_++;
+  }
+  // Replaces the entry `seq`, which must still be queued.
+  void replace(std::size_t seq, std::coroutine_handle<> h) noexcept {
+    buf_[seq & mask_] = h.address();
   }
   std::coroutine_handle<> pop() noexcept {
     return std::coroutine_handle<>::from_address(buf_[head_++ & mask_]);
@@ -66,6 +76,12 @@ class TaskScheduler {
 
   // Puts `h` at the back of the ready line. Never resumes it inline.
   void schedule(std::coroutine_handle<> h) { ready_.push(h); }
+  // The same; returns the entry's number, for replace_scheduled().
+  std::size_t schedule_numbered(std::coroutine_handle<> h) { return ready_.push(h); }
+  // Makes the queued entry `seq` resume `h` instead.
+  void replace_scheduled(std::size_t seq, std::coroutine_handle<> h) noexcept {
+    ready_.replace(seq, h);
+  }
 
   // Starts `task` as a root task of this scheduler: it is queued to run, and
   // the returned handle joins, cancels or detaches it. `name` appears in reports.
@@ -85,9 +101,9 @@ class TaskScheduler {
 
   // Cancels every live root task and runs the ready line so they can unwind,
   // resuming at most `max_resumes` coroutines (0: 16 per live task, plus 1024,
-  // which bounds the time given to tasks that swallow Cancelled). Returns the
-  // number of tasks still alive afterwards (suspended on something that could
-  // not be interrupted, or ignoring cancellation).
+  // which bounds the time given to tasks that keep running, shielded).
+  // Returns the number of tasks still alive afterwards (suspended on
+  // something that could not be interrupted, or shielded).
   std::size_t cancel_all(std::size_t max_resumes = 0);
   // cancel_all(), then frees the frames of tasks that are still alive; a
   // JoinHandle attached to one of them reports it as cancelled.
@@ -130,23 +146,47 @@ inline TaskScheduler& current_scheduler() {
 }
 
 // `co_await yield_now()`: go to the back of the ready line and let the others run.
-// It always suspends, even in a cancelled task, which then throws Cancelled when
-// it is resumed: a task that swallows Cancelled in a yield loop still gives the
-// scheduler back control at every turn.
-class [[nodiscard]] YieldAwaiter {
+// It always suspends. It is a cancellation point: a cancelled task is unwound
+// there -- also when the cancellation comes while it waits in the line (its
+// entry is then replaced by the task's unwinder).
+class [[nodiscard]] YieldAwaiter : private CancelSlot {
  public:
+  YieldAwaiter() noexcept { on_cancel = &YieldAwaiter::cancelled_in_line; }
+  // Movable until awaited (as into with_timeout), like every operation.
+  YieldAwaiter(YieldAwaiter&&) noexcept : YieldAwaiter() {}
+  YieldAwaiter& operator=(YieldAwaiter&&) = delete;
+  ~YieldAwaiter() {
+    if (ctx_ != nullptr) ctx_->disarm(this);
+  }
+
   bool await_ready() const noexcept { return false; }
   template <class P>
   void await_suspend(std::coroutine_handle<P> h) {
-    ctx_ = context_of(h);
-    current_scheduler().schedule(h);
+    sched_ = &current_scheduler();
+    TaskContext* ctx = context_of(h);
+    if (ctx == nullptr) {
+      sched_->schedule(h);
+    } else if (!ctx->arm(this)) {
+      sched_->schedule(ctx->unwinder());
+    } else {
+      ctx_ = ctx;
+      seq_ = sched_->schedule_numbered(h);
+    }
   }
-  void await_resume() const {
-    if (ctx_ != nullptr && ctx_->cancel_requested()) throw Cancelled{};
+  void await_resume() noexcept {
+    if (ctx_ != nullptr) std::exchange(ctx_, nullptr)->disarm(this);
   }
 
  private:
-  TaskContext* ctx_ = nullptr;
+  static void cancelled_in_line(CancelSlot* s) noexcept {
+    auto* self = static_cast<YieldAwaiter*>(s);
+    TaskContext* ctx = std::exchange(self->ctx_, nullptr);  // the context cleared its slot
+    self->sched_->replace_scheduled(self->seq_, ctx->unwinder());
+  }
+
+  TaskScheduler* sched_ = nullptr;
+  TaskContext* ctx_ = nullptr;  // armed while in line
+  std::size_t seq_ = 0;
 };
 
 inline YieldAwaiter yield_now() noexcept {

@@ -52,24 +52,15 @@ class PromiseBase {
   static void* operator new(std::size_t n) { return FrameAllocator::allocate(n); }
   static void operator delete(void* p, std::size_t n) noexcept { FrameAllocator::deallocate(p, n); }
 
-  PromiseBase() noexcept = default;
+  PromiseBase() noexcept : root_ctx_(&PromiseBase::run_root, this) {}
   PromiseBase(const PromiseBase&) = delete;
   PromiseBase& operator=(const PromiseBase&) = delete;
   ~PromiseBase() { delete name_; }
 
   [[nodiscard]] TaskContext* context() const noexcept { return ctx_; }
 
-  // The initial suspension doubles as a cancellation point: a task whose context
-  // was cancelled before it started ends at once with Cancelled, running nothing.
-  struct InitialAwaiter {
-    PromiseBase* promise;
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<>) const noexcept {}
-    void await_resume() const {
-      if (promise->ctx_ != nullptr && promise->ctx_->cancel_requested()) throw Cancelled{};
-    }
-  };
-  InitialAwaiter initial_suspend() noexcept { return {this}; }
+  // Lazy: nothing runs until the task is awaited or spawned.
+  std::suspend_always initial_suspend() noexcept { return {}; }
 
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }
@@ -92,7 +83,6 @@ class PromiseBase {
 
   [[nodiscard]] bool failed() const noexcept { return exception_ != nullptr; }
   [[nodiscard]] const std::exception_ptr& exception() const noexcept { return exception_; }
-  [[nodiscard]] bool has_exception_of_cancel() const noexcept;
 
   // ---- root-task state (only meaningful after TaskScheduler::adopt) ----
   [[nodiscard]] bool is_root() const noexcept { return scheduler_ != nullptr; }
@@ -105,6 +95,12 @@ class PromiseBase {
   // Ends the task: a child transfers back to its awaiter; a root settles its
   // JoinHandle, frees its frame and transfers to its joiner (if one waits).
   std::coroutine_handle<> on_final(std::coroutine_handle<> self) noexcept;
+
+  // What spawn() schedules for a root, and what its context's unwinder runs:
+  // the first time it starts the task (or, if the task was cancelled before it
+  // started, ends it without running anything); afterwards it unwinds it --
+  // destroys its frames, records it as cancelled and wakes its joiner.
+  static void run_root(void* promise) noexcept;
 
  protected:
   [[nodiscard]] JoinHandleBase* join_handle() const noexcept { return handle_; }
@@ -128,6 +124,9 @@ class PromiseBase {
   JoinOp* joiner_ = nullptr;          // the join waiting for this root, if any
   std::string* name_ = nullptr;       // allocated only for named tasks
   bool done_ = false;
+  bool started_ = false;
+
+  void end_cancelled() noexcept;
 };
 
 // The caller's side of a spawned task, without its value type: the state of the
@@ -173,8 +172,8 @@ class JoinHandleBase {
   void steal(JoinHandleBase& o) noexcept;
   // Called by the task (or by the scheduler freeing it unfinished).
   void settle(State s, std::exception_ptr error, std::string* name) noexcept;
-  // The outcome without the value: rethrows a failure, throws Cancelled for a
-  // cancelled task. Marks the result observed.
+  // The outcome without the value: rethrows a failure, throws TaskCancelled
+  // for a cancelled task. Marks the result observed.
   void check_result();
   // Throws std::logic_error unless the task ended and its result is still here.
   void check_ended() const;
@@ -289,6 +288,11 @@ class JoinOp : public Operation {
   std::coroutine_handle<> resume_joiner() noexcept {
     task_ = nullptr;
     return complete_by_transfer();
+  }
+  // Called when the task was unwound: the joiner is scheduled.
+  void wake() noexcept {
+    task_ = nullptr;
+    complete(false);
   }
   void unpark() noexcept {
     if (task_ != nullptr) std::exchange(task_, nullptr)->joiner_ = nullptr;

@@ -1,41 +1,45 @@
-// TaskContext: the cancellation state of a running task, and the slot through
-// which cancelling the task interrupts what it is suspended on.
+// TaskContext: the cancellation state of a running task, the slot through
+// which cancelling it interrupts what it is suspended on, and the unwinder
+// that stops it.
 //
 // State. Every spawned task owns one TaskContext (in its promise); the tasks it
 // awaits run in the same context, so a chain of awaits suspends at exactly one
-// leaf at a time. with_timeout nests a context of its own inside the task's.
+// leaf at a time. A scope (with_timeout of a task, shield, try_finally) runs
+// its child in a context of its own, nested in the task's.
 // - `cancel_requested()`: a cancellation was asked for (idempotent, never reset).
-// - the armed slot: the CancelSlot of the operation the task is suspended on, or
-//   none. A leaf awaitable registers it before suspending (`arm`) and removes it
-//   when it resumes (`disarm`).
-// Invariant: at most one slot is armed, and only while its operation is suspended.
-// `request_cancel()` sets the flag and calls the armed slot, which makes the
-// operation finish early (a timer is removed and its task scheduled; an io_uring
-// operation gets IORING_OP_ASYNC_CANCEL and resumes when its CQE comes back).
+// - the armed slot: the CancelSlot of the operation the task is suspended on,
+//   or none. An Operation registers it before suspending (`arm`) and removes
+//   it when it ends (`disarm`).
+// Invariant: at most one slot is armed, and only while its operation is pending.
+//
+// Cancellation is not an exception. `request_cancel()` sets the flag and
+// interrupts the armed operation; once that operation has stopped (at once for
+// a timer or a parked waiter, when its CQE is back for an io_uring operation),
+// it schedules the context's *unwinder* instead of resuming the task. A task
+// that is running or ready when the request comes is unwound at its next
+// suspension point. The unwinder belongs to the context's owner: for a spawned
+// task it destroys the task's frames (their destructors run, no code after the
+// suspension point does), records the task as cancelled and wakes its joiner;
+// for a scope it destroys the scope's child and resumes or unwinds the task
+// around it. The unwinder is scheduled like a coroutine: a two-word proxy frame
+// in the context, whose "resume" calls the owner's function (the layout of
+// every coroutine frame on GCC and Clang, as std::noop_coroutine's).
 //
 // Extension. A higher layer may keep per-task state in the context of the
-// spawned task (sync keeps TaskLocal values there): a ContextExtension, owned by
-// that context, destroyed when the task ends. Nested contexts share their outer
-// context's extension, so code inside with_timeout sees the task's state.
+// spawned task (sync keeps TaskLocal values and held locks there): a
+// ContextExtension, owned by that context, destroyed when the task ends.
+// Nested contexts share their outer context's extension.
 #pragma once
 
 #include <coroutine>
-#include <exception>
 #include <memory>
 #include <type_traits>
 #include <utility>
 
 namespace coring {
 
-// Thrown at a suspension point of a task that was cancelled. A task may catch it
-// to clean up, but should let it propagate: the task then ends as cancelled.
-class Cancelled : public std::exception {
- public:
-  const char* what() const noexcept override { return "coring: task cancelled"; }
-};
-
-// Embedded in an awaitable; `on_cancel` interrupts the suspended operation. It
-// must not resume the coroutine inline (schedule it instead).
+// Embedded in an operation; `on_cancel` interrupts it. It must not resume or
+// unwind the task inline (it schedules that).
 struct CancelSlot {
   void (*on_cancel)(CancelSlot* self) noexcept = nullptr;
 };
@@ -48,10 +52,14 @@ class ContextExtension {
 
 class TaskContext {
  public:
-  TaskContext() noexcept = default;
+  // Called (through the scheduler) when the context must unwind; `owner` is
+  // what was given to the constructor.
+  using UnwindFn = void (*)(void* owner) noexcept;
+
+  TaskContext(UnwindFn on_unwind, void* owner) noexcept : on_unwind_(on_unwind), owner_(owner) {}
   TaskContext(const TaskContext&) = delete;
   TaskContext& operator=(const TaskContext&) = delete;
-  ~TaskContext() = default;
+  ~TaskContext() { delete extension_; }
 
   [[nodiscard]] bool cancel_requested() const noexcept { return cancelled_; }
 
@@ -66,7 +74,7 @@ class TaskContext {
   }
 
   // Registers `s` before suspending. Returns false if the context is already
-  // cancelled: the caller must then not suspend, and should throw Cancelled.
+  // cancelled: the caller must then not start, and schedule unwinder().
   [[nodiscard]] bool arm(CancelSlot* s) noexcept {
     if (cancelled_) return false;
     slot_ = s;
@@ -76,19 +84,42 @@ class TaskContext {
     if (slot_ == s) slot_ = nullptr;
   }
 
+  // What to schedule to unwind this context (see above).
+  [[nodiscard]] std::coroutine_handle<> unwinder() noexcept {
+    return std::coroutine_handle<>::from_address(&proxy_);
+  }
+
   // ---- extension (see above) ----
   // Makes this (nested) context use the extension of `outer`'s task.
   void share_extension_of(TaskContext* outer) noexcept { outer_ = outer; }
+  // The context this one is nested in (null for a spawned task's).
+  [[nodiscard]] TaskContext* outer_context() const noexcept { return outer_; }
   // The extension of the spawned task this context belongs to (null if none yet).
-  [[nodiscard]] ContextExtension* extension() const noexcept { return owner().extension_.get(); }
+  [[nodiscard]] ContextExtension* extension() const noexcept { return owner().extension_; }
   // Installs `e` in the spawned task's context (replacing any earlier one).
   void set_extension(std::unique_ptr<ContextExtension> e) noexcept {
-    owner().extension_ = std::move(e);
+    TaskContext& o = owner();
+    delete o.extension_;
+    o.extension_ = e.release();
   }
   // Destroys the extension now (when the task ends, before its joiner resumes).
-  void destroy_extension() noexcept { extension_.reset(); }
+  void destroy_extension() noexcept {
+    delete extension_;
+    extension_ = nullptr;
+  }
 
  private:
+  // Laid out as a coroutine frame: resume and destroy functions first.
+  struct ProxyFrame {
+    void (*resume)(ProxyFrame*) noexcept;
+    void (*destroy)(ProxyFrame*) noexcept;
+  };
+  static void run_unwinder(ProxyFrame* f) noexcept {
+    auto* ctx = reinterpret_cast<TaskContext*>(f);  // the first member
+    ctx->on_unwind_(ctx->owner_);
+  }
+  static void never_destroyed(ProxyFrame*) noexcept {}
+
   TaskContext& owner() noexcept {
     TaskContext* c = this;
     while (c->outer_ != nullptr) c = c->outer_;
@@ -96,11 +127,17 @@ class TaskContext {
   }
   const TaskContext& owner() const noexcept { return const_cast<TaskContext*>(this)->owner(); }
 
+  ProxyFrame proxy_{&TaskContext::run_unwinder, &TaskContext::never_destroyed};  // first
   CancelSlot* slot_ = nullptr;
-  std::unique_ptr<ContextExtension> extension_;
-  TaskContext* outer_ = nullptr;  // nested contexts: the context they run inside
+  ContextExtension* extension_ = nullptr;  // owned
+  TaskContext* outer_ = nullptr;           // nested contexts: the context they run inside
+  UnwindFn on_unwind_;
+  void* owner_;
   bool cancelled_ = false;
 };
+
+static_assert(std::is_standard_layout_v<TaskContext>,
+              "TaskContext's proxy frame must be at its address");
 
 namespace detail {
 class PromiseBase;

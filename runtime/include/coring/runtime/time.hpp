@@ -3,8 +3,7 @@
 // A sleep is an Operation (operation.hpp) whose timer lives in the awaiter, so a
 // pending sleep allocates nothing and costs no SQE: the loop waits on the
 // nearest deadline. A sleep always suspends (a past deadline resumes on the
-// next turn). Cancelling the task removes the timer and throws Cancelled from
-// the co_await.
+// next turn). Cancelling the task removes the timer and unwinds the task.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +27,8 @@ class [[nodiscard]] SleepAwaiter : public Operation {
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
     if (!prepare(h, true)) return suspend_cancelled();
-    const TimePoint limit = timeout() == kNoTimeout ? TimePoint::max() : deadline_after(timeout());
+    const TimePoint limit =
+        timeout() == kNoTimeout ? TimePoint::max() : detail::deadline_after(timeout());
     if (limit < at_) {
       start_timer(limit, false);  // the timeout comes first
     } else {
@@ -36,7 +36,7 @@ class [[nodiscard]] SleepAwaiter : public Operation {
     }
     return true;
   }
-  void await_resume() const { check(); }
+  void await_resume() const noexcept {}
   [[nodiscard]] TimePoint deadline() const noexcept { return at_; }
 
  private:
@@ -67,10 +67,7 @@ class PeriodicTimer {
    public:
     explicit TickAwaiter(PeriodicTimer& t) noexcept : SleepAwaiter(t.next_), timer_(t) {}
     TickAwaiter(TickAwaiter&& o) noexcept : SleepAwaiter(std::move(o)), timer_(o.timer_) {}
-    std::uint64_t await_resume() {
-      check();
-      return timer_.advance();
-    }
+    std::uint64_t await_resume() noexcept { return timer_.advance(); }
 
    private:
     PeriodicTimer& timer_;
@@ -81,7 +78,7 @@ class PeriodicTimer {
   [[nodiscard]] TimePoint next_deadline() const noexcept { return next_; }
 
  private:
-  std::uint64_t advance() {
+  std::uint64_t advance() noexcept {
     const TimePoint now = Clock::now();
     const auto passed = static_cast<std::uint64_t>((now - next_) / interval_) + 1;
     next_ += interval_ * static_cast<Duration::rep>(passed);

@@ -1,148 +1,195 @@
-// with_timeout(duration, awaitable): runs the awaitable, cancelling it if it has
-// not finished when the duration has passed.
+// with_timeout(d, awaitable): awaits `awaitable` for at most `d`.
 //
-// Returns std::optional<T> (std::nullopt on timeout) for an awaitable of T, and
-// bool (false on timeout) for one of void. The awaitable runs in a nested
-// cancellation context: on timeout only that context is cancelled, so the
-// awaitable's operation is interrupted (an io_uring operation with
-// IORING_OP_ASYNC_CANCEL, its frame kept until its CQE) while the enclosing task
-// carries on. Cancelling the enclosing task cancels the awaitable too, and then
-// the co_await throws Cancelled rather than reporting a timeout.
+// Any awaitable works:
+// - an operation of the library (sleep, a JoinHandle -- by reference, so a join
+//   that times out leaves the task running and the handle usable --, a
+//   primitive's wait, a queue pop or push, a socket's recv/send/accept/close,
+//   async_read...) gets the timeout itself: no task frame, no exception, no
+//   allocation, and a timed-out wait is simply unparked (queued data stays
+//   queued, a half-done send reports what went out);
+// - a Task runs in a nested scope whose timer cancels it (its frames are
+//   unwound) while the enclosing task carries on;
+// - anything else is wrapped in a Task.
+// Cancelling the enclosing task cancels the awaitable too, and unwinds the
+// task: a timeout is never confused with a cancellation. A result that arrives
+// before the timeout is acted on is never dropped.
+//
+// How a timeout looks depends on what the awaitable gives (`R`), the same shape
+// everywhere in coring (Condition::wait_for, Queue::pop(timeout),
+// TcpStream::recv(timeout)... follow it):
+//   R = void                         -> bool: false when it timed out
+//   R reports errors itself          -> R, with its timeout value:
+//     (net::Received, SendResult,       R::timed_out() (error == std::errc::timed_out),
+//      Accepted, Connected, IoResult,   IoResult{-ETIMEDOUT}, or
+//      std::error_code)                 std::errc::timed_out
+//   R = std::optional<U>             -> std::optional<U>: std::nullopt when it timed
+//                                       out (no optional<optional<U>>; for a queue
+//                                       pop, closed() tells "closed" from "timed out")
+//   any other R                      -> std::optional<R>
+// A zero or negative timeout gives up at once unless the result is already
+// there. Timeouts need an EventLoop.
 #pragma once
 
 #include <optional>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
-#include "coring/runtime/time.hpp"
+#include "coring/runtime/cancel.hpp"
+#include "coring/runtime/operation.hpp"
+#include "coring/runtime/scope.hpp"
+#include "coring/runtime/task.hpp"
 
 namespace coring {
+
 namespace detail {
 
-template <class A>
-struct awaiter_of {
-  using type = A;
+template <class R>
+inline constexpr bool is_optional_v = false;
+template <class U>
+inline constexpr bool is_optional_v<std::optional<U>> = true;
+
+template <class R>
+concept ReportsTimeout = requires {
+  { R::timed_out() } -> std::same_as<R>;
 };
+
+// The result with_timeout gives for an awaitable of R (see the table above).
+template <class R>
+struct timeout_shape {
+  using type = std::optional<R>;
+  static type timed_out() noexcept { return std::nullopt; }
+  template <class V>
+  static type wrap(V&& v) {
+    return type(std::forward<V>(v));
+  }
+};
+template <>
+struct timeout_shape<void> {
+  using type = bool;
+  static type timed_out() noexcept { return false; }
+};
+template <class U>
+struct timeout_shape<std::optional<U>> {
+  using type = std::optional<U>;
+  static type timed_out() noexcept { return std::nullopt; }
+  static type wrap(type&& v) noexcept { return std::move(v); }
+};
+template <>
+struct timeout_shape<std::error_code> {
+  using type = std::error_code;
+  static type timed_out() noexcept { return std::make_error_code(std::errc::timed_out); }
+  static type wrap(type v) noexcept { return v; }
+};
+template <ReportsTimeout R>
+struct timeout_shape<R> {
+  using type = R;
+  static type timed_out() { return R::timed_out(); }
+  static type wrap(R&& v) noexcept { return std::move(v); }
+};
+
+template <class R>
+using timeout_result_t = typename timeout_shape<R>::type;
+
 template <class A>
-requires requires(A&& a) {
+concept HasMemberCoAwait = requires(A&& a) {
   std::forward<A>(a).operator co_await();
-}
-struct awaiter_of<A> {
-  using type = decltype(std::declval<A>().operator co_await());
 };
 
-template <class A>
-using awaitable_result_t = decltype(std::declval<typename awaiter_of<A>::type&>().await_resume());
-
-template <class A>
-Task<awaitable_result_t<A>> as_task(A awaitable) {
-  co_return co_await std::move(awaitable);
-}
-
-// Awaits a child task inside its own TaskContext, armed with a timer.
-template <class T>
-class [[nodiscard]] ScopedAwaiter : private CancelSlot, private TimerNode {
- public:
-  ScopedAwaiter(Task<T>& child, Duration timeout) noexcept
-      : child_(child.release()), timeout_(timeout) {
-    on_cancel = &ScopedAwaiter::outer_cancelled;
-    on_fire = &ScopedAwaiter::timed_out;
-  }
-  ScopedAwaiter(const ScopedAwaiter&) = delete;
-  ScopedAwaiter& operator=(const ScopedAwaiter&) = delete;
-  ~ScopedAwaiter() {
-    if (armed()) loop_->timers().remove(this);
-    if (child_) child_.destroy();
-  }
-
-  bool await_ready() const noexcept { return false; }
-  template <class P>
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) {
-    loop_ = &EventLoop::current_or_throw();
-    outer_ = context_of(parent);
-    if (outer_ != nullptr && !outer_->arm(this)) {
-      outer_cancelled_ = true;
-      return parent;  // resume at once; await_resume throws
-    }
-    inner_.share_extension_of(outer_);  // the awaitable sees the task's TaskLocal values
-    deadline = Clock::now() + timeout_;
-    loop_->timers().add(this);
-    child_.promise().attach_parent(parent, &inner_);
-    if constexpr (std::is_base_of_v<PromiseBase, P>) {
-      return transfer_to(child_);
-    } else {
-      return child_;
-    }
-  }
-
-  // Returns true with the child's result, or false on timeout.
-  bool finish() {
-    if (armed()) loop_->timers().remove(this);
-    if (outer_ != nullptr) outer_->disarm(this);
-    if (outer_cancelled_ || (outer_ != nullptr && outer_->cancel_requested())) {
-      throw Cancelled{};
-    }
-    if (timed_out_ && child_.promise().failed() && child_.promise().has_exception_of_cancel()) {
-      return false;
-    }
-    return true;
-  }
-  T take() { return child_.promise().take_result(); }
+// Where a TimedOperation keeps its operation: the operation itself (by value,
+// or by reference for an lvalue), or the awaitable plus the awaiter its
+// operator co_await gave (a JoinHandle and its join).
+template <class A, bool = HasMemberCoAwait<A>>
+class TimedOperationStorage {
+ protected:
+  explicit TimedOperationStorage(A&& a) : op_(std::forward<A>(a)) {}
+  std::remove_reference_t<A>& op() noexcept { return op_; }
 
  private:
-  static void outer_cancelled(CancelSlot* s) noexcept {
-    auto* self = static_cast<ScopedAwaiter*>(s);
-    self->outer_cancelled_ = true;
-    self->inner_.request_cancel();
-  }
-  static void timed_out(TimerNode* n) noexcept {
-    auto* self = static_cast<ScopedAwaiter*>(n);
-    self->timed_out_ = true;
-    self->inner_.request_cancel();
-  }
+  A op_;
+};
+template <class A>
+class TimedOperationStorage<A, true> {
+  using Awaiter = std::remove_cvref_t<awaiter_of_t<A>>;
 
-  std::coroutine_handle<TaskPromise<T>> child_;
-  Duration timeout_;
-  EventLoop* loop_ = nullptr;
-  TaskContext* outer_ = nullptr;
-  TaskContext inner_;
-  bool timed_out_ = false;
-  bool outer_cancelled_ = false;
+ protected:
+  explicit TimedOperationStorage(A&& a)
+      : source_(std::forward<A>(a)), awaiter_(std::forward<A>(source_).operator co_await()) {}
+  Awaiter& op() noexcept { return awaiter_; }
+
+ private:
+  A source_;  // an lvalue stays a reference: a JoinHandle is joined by reference
+  Awaiter awaiter_;
 };
 
+// An operation given a timeout.
+template <class A>
+class [[nodiscard]] TimedOperation : private TimedOperationStorage<A> {
+  using Awaiter = std::remove_cvref_t<awaiter_of_t<A>>;
+  using R = decltype(std::declval<Awaiter&>().await_resume());
+  using Shape = timeout_shape<R>;
+
+ public:
+  TimedOperation(A&& a, Duration timeout) : TimedOperationStorage<A>(std::forward<A>(a)) {
+    this->op().set_timeout(timeout);
+  }
+  TimedOperation(const TimedOperation&) = delete;
+  TimedOperation& operator=(const TimedOperation&) = delete;
+
+  decltype(auto) await_ready() { return this->op().await_ready(); }
+  template <class P>
+  decltype(auto) await_suspend(std::coroutine_handle<P> h) {
+    return this->op().await_suspend(h);
+  }
+  timeout_result_t<R> await_resume() {
+    Awaiter& op = this->op();
+    if constexpr (std::is_void_v<R>) {
+      if (op.timed_out()) return false;
+      op.await_resume();
+      return true;
+    } else {
+      // An operation whose result carries its own timeout (what a send got
+      // out, an item that came in meanwhile) says it in its own result.
+      if constexpr (!Awaiter::kReportsTimeout) {
+        if (op.timed_out()) return Shape::timed_out();
+      }
+      return Shape::wrap(op.await_resume());
+    }
+  }
+};
+
+// A Task in a scope whose timer cancels it.
 template <class T>
-class [[nodiscard]] TimeoutAwaiter : public ScopedAwaiter<T> {
+class [[nodiscard]] TimedTask : public ScopeAwaiter<T> {
  public:
-  using ScopedAwaiter<T>::ScopedAwaiter;
-  std::optional<T> await_resume() {
-    if (!this->finish()) return std::nullopt;
-    return std::optional<T>(this->take());
-  }
-};
-
-template <>
-class [[nodiscard]] TimeoutAwaiter<void> : public ScopedAwaiter<void> {
- public:
-  using ScopedAwaiter<void>::ScopedAwaiter;
-  bool await_resume() {
-    if (!this->finish()) return false;
-    this->take();
-    return true;
+  TimedTask(Task<T>&& t, Duration timeout) noexcept
+      : ScopeAwaiter<T>(std::move(t), ScopeMode::timeout, timeout) {}
+  timeout_result_t<T> await_resume() {
+    this->finish();
+    if (this->child_cancelled()) return timeout_shape<T>::timed_out();
+    if constexpr (std::is_void_v<T>) {
+      this->take();
+      return true;
+    } else {
+      return timeout_shape<T>::wrap(this->take());
+    }
   }
 };
 
 }  // namespace detail
 
-// Awaits `awaitable` for at most `timeout`. Any awaitable works; a Task is run
-// directly, anything else is wrapped in one.
+// See the header comment.
 template <class A>
 auto with_timeout(Duration timeout, A&& awaitable) {
-  using R = detail::awaitable_result_t<A>;
-  if constexpr (std::is_same_v<std::remove_cvref_t<A>, Task<R>>) {
-    return detail::TimeoutAwaiter<R>(awaitable, timeout);
+  if constexpr (detail::is_task_v<std::remove_cvref_t<A>>) {
+    static_assert(!std::is_lvalue_reference_v<A>,
+                  "with_timeout() takes a Task by value (std::move it)");
+    using T = typename std::remove_cvref_t<A>::value_type;
+    return detail::TimedTask<T>(std::move(awaitable), timeout);
+  } else if constexpr (detail::is_operation_v<A>) {
+    return detail::TimedOperation<A>(std::forward<A>(awaitable), timeout);
   } else {
-    Task<R> t = detail::as_task(std::forward<A>(awaitable));
-    return detail::TimeoutAwaiter<R>(t, timeout);
+    return with_timeout(timeout, detail::as_task(std::forward<A>(awaitable)));
   }
 }
 

@@ -9,9 +9,9 @@
 // - arrive_and_drop(): arrives at the current phase without waiting, and
 //   lowers the expected count of every later phase by one.
 // - phase(): the number of completed phases.
-// Cancel-safe: a cancelled waiter unlinks itself and its co_await throws
-// Cancelled; its arrival is not withdrawn (the phase completes without it, and
-// the next phase expects it again). Arriving at a barrier that expects nobody
+// Cancel-safe: a cancelled (or timed-out) waiter unlinks itself and the task is
+// unwound (a timeout: with_timeout gives false); its arrival is not withdrawn (the phase completes
+// without it, and the next phase expects it again). Arriving at a barrier that expects nobody
 // (every party dropped) throws std::logic_error.
 // Destroying a Barrier while tasks wait on it is reported (see WaitList).
 #pragma once

@@ -77,7 +77,6 @@ class Condition {
     }
     // True when notified, false when the timeout passed first.
     bool await_resume() {
-      check();
       if (mutex_node_.broken() != nullptr) {
         (void)guard_.release();  // the mutex is gone: own nothing
         mutex_node_.check_broken();

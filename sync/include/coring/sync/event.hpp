@@ -3,9 +3,9 @@
 // - set(): the flag becomes true and every waiting task is woken (FIFO).
 // - clear(): the flag becomes false; later waits suspend again.
 // - co_await wait(): returns at once if set; otherwise suspends until set().
-//   Cancel-safe: a cancelled waiter unlinks itself and the co_await throws
-//   Cancelled. Waking is by scheduling, never inline: set() returns before any
-//   waiter runs.
+//   Cancel-safe: a cancelled waiter unlinks itself and the task is unwound.
+//   Waking is by scheduling, never inline: set() returns before any waiter runs.
+// - with_timeout(d, e.wait()): false when `d` passed first.
 // Destroying an Event that tasks still wait on is reported (see WaitList).
 #pragma once
 

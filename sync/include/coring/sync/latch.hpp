@@ -8,8 +8,9 @@
 // - co_await wait(): returns at once if the count is 0, otherwise suspends
 //   until it is. try_wait(): whether the count is 0.
 // - co_await arrive_and_wait(n = 1): count_down(n), then wait().
-// Cancel-safe: a cancelled waiter unlinks itself and its co_await throws
-// Cancelled; a count it already gave (arrive_and_wait) stays given.
+// Cancel-safe: a cancelled (or timed-out) waiter unlinks itself, the task is
+// unwound (a timeout: with_timeout gives false); a count it already gave
+// (arrive_and_wait) stays given.
 // Destroying a Latch while tasks wait on it is reported (see WaitList).
 #pragma once
 

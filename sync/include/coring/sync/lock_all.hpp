@@ -8,7 +8,7 @@
 // - The order checker (mutex.hpp) applies: a task that already holds a mutex
 //   ordered after the first of the set gets LockOrderViolation naming both.
 // - Cancel-safe: if the task is cancelled while waiting for one of the
-//   mutexes, the ones already taken are released and Cancelled propagates.
+//   mutexes, it is unwound and the ones already taken are released.
 // It runs as a child Task (one pooled frame per call) in the caller's context.
 // GCC 12 caveat: do not put `co_await lock_all(...)` (or any co_await that
 // yields a guard) in a branch of `?:`. GCC 12 miscompiles it: the temporary is

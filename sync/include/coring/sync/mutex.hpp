@@ -11,10 +11,11 @@
 // - unlock() (or the guard's destructor / MutexGuard::unlock()): hands the
 //   mutex straight to the oldest waiter (recorded in its awaiter, then the
 //   waiter is scheduled), or frees it if nobody waits.
-// Cancel-safe: a waiter cancelled (or timed out by with_timeout) unlinks itself
-// and its co_await throws Cancelled, owning nothing; the others carry on. A
+// Cancel-safe: a waiter cancelled (or timed out by with_timeout, which then
+// gives std::nullopt) unlinks itself, owning nothing; the others carry on. A
 // waiter that was handed the mutex and is cancelled before it runs still gets
-// its guard (and releases it when Cancelled later unwinds it).
+// its guard (and releases it when the task is unwound at its next suspension
+// point).
 // Destroying a Mutex that tasks still wait on is reported (see WaitList).
 //
 // Lock-order checking (the seed's acquire() with "Lock Order Violation").

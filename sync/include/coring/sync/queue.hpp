@@ -23,9 +23,13 @@
 // Cancel-safe, and no item is ever lost or duplicated: a cancelled popper
 // unlinks itself and takes nothing; a popper that was handed an item and is then
 // cancelled still gets it from its co_await (the task stops at its next
-// suspension point); a cancelled pusher unlinks itself, its item is not
-// enqueued, and its co_await throws Cancelled. The awaiters can be moved until
-// they are awaited, so `co_await with_timeout(d, q.pop())` works.
+// suspension point); a cancelled pusher unlinks itself and its item is not
+// enqueued. A cancelled task is unwound (see runtime/cancel.hpp).
+// Timeouts: `co_await q.pop(d)` (or with_timeout(d, q.pop())) gives std::nullopt
+// when nothing came within `d` -- closed() tells that from "closed and
+// drained" -- and an item pushed as the timeout fired is still taken;
+// with_timeout(d, q.push(v)) gives false when `d` passed first, and the item
+// was not enqueued.
 // Waking is by scheduling, never inline: a woken task runs after the caller
 // suspends. Destroying a queue that tasks still wait on is reported (WaitList).
 //
@@ -114,6 +118,7 @@ class BasicQueue {
 
   class [[nodiscard]] PopAwaiter : public WaitOp {
    public:
+    static constexpr bool kReportsTimeout = true;  // a late item is still taken
     explicit PopAwaiter(BasicQueue& q) noexcept : WaitOp(WaitKind::queue_pop, &q), queue_(q) {}
     PopAwaiter(PopAwaiter&& o) noexcept : WaitOp(std::move(o)), queue_(o.queue_) {}
 

@@ -14,12 +14,12 @@
 //   over is added to available().
 // - co_await acquire_permit(): like acquire(), and returns a move-only
 //   SemaphorePermit that releases the unit when destroyed.
-// Cancel-safe: a cancelled waiter unlinks itself and its co_await throws
-// Cancelled, having taken nothing. A waiter that was handed a unit and is
-// cancelled before it runs keeps the unit (the co_await returns normally; the
-// task stops at its next suspension point). A unit handed to a task whose
-// frame is then freed by loop shutdown without resuming is lost.
-// Destroying a Semaphore that tasks still wait on is reported (see WaitList).
+// Cancel-safe: a cancelled (or timed-out) waiter unlinks itself, having taken
+// nothing, and the task is unwound (a timeout: with_timeout gives false). A
+// waiter that was handed a unit and is cancelled before it runs keeps the unit
+// (the co_await returns normally; the task stops at its next suspension point). A unit handed to a
+// task whose frame is then freed by loop shutdown without resuming is lost. Destroying a Semaphore
+// that tasks still wait on is reported (see WaitList).
 #pragma once
 
 #include <cstddef>

@@ -151,12 +151,9 @@ class WaitOp : public Operation, public WaitNode {
     start_timeout();
     return true;
   }
-  // Call first in await_resume: throws Cancelled, or std::logic_error if the
-  // primitive was destroyed under the task.
-  void check() const {
-    Operation::check();
-    check_broken();
-  }
+  // Call first in await_resume: throws std::logic_error if the primitive was
+  // destroyed under the task.
+  void check() const { check_broken(); }
 
  private:
   static void woken(WaitNode* n) noexcept { static_cast<WaitOp*>(n)->complete(false); }
