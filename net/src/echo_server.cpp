@@ -61,12 +61,13 @@ using State = EchoServer::State;
 // passed first.
 class [[nodiscard]] DrainAwaiter : public Operation {
  public:
-  explicit DrainAwaiter(State* s) noexcept
-      : Operation(&DrainAwaiter::leave, {WaitKind::other, -1, s}), state_(s) {}
+  explicit DrainAwaiter(State* s) noexcept : state_(s) {}
   bool await_ready() const noexcept { return state_->stats.active == 0; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    if (!prepare(h)) return suspend_cancelled();
+    if (!prepare<&DrainAwaiter::leave>(h, WaitKind::other, state_)) {
+      return suspend_cancelled();
+    }
     state_->drain_waiter = this;
     start_timeout();
     return true;

@@ -129,9 +129,6 @@ void ListenerCore::park(AcceptWaiter* w) noexcept {
   w->svc = svc;
 }
 
-AcceptWaiter::AcceptWaiter(ListenerCore* c) noexcept
-    : Operation(&AcceptWaiter::leave, {WaitKind::accept, c != nullptr ? c->fd : -1, c}), core(c) {}
-
 AcceptWaiter::~AcceptWaiter() {
   if (pending()) core->unpark(this);
 }

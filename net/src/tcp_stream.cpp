@@ -300,11 +300,7 @@ Received RecvAwaiter::await_resume() {
 // ---- SendAllAwaiter ----
 
 SendAllAwaiter::SendAllAwaiter(detail::StreamCore* core, std::span<const std::byte> bytes) noexcept
-    : Operation(&SendAllAwaiter::interrupt_send,
-                {WaitKind::send, core != nullptr ? core->fd : -1, core}),
-      core_(core),
-      next_(bytes.data()),
-      left_(bytes.size()) {
+    : core_(core), next_(bytes.data()), left_(bytes.size()) {
   on_complete = &SendAllAwaiter::completed;
 }
 

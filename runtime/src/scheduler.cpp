@@ -50,34 +50,25 @@ std::coroutine_handle<> PromiseBase::on_final(std::coroutine_handle<> self) noex
   done_ = true;
   root_ctx_.destroy_extension();  // a task's TaskLocal values die when it ends
   scheduler_->forget(*this);
-  JoinOp* joiner = std::exchange(joiner_, nullptr);
-  std::string* name = std::exchange(name_, nullptr);
-  if (handle_ != nullptr) {
+  JoinOp* const joiner = joiner_;
+  if (JoinHandleBase* h = handle_) {
     // The result moves into the handle (a value already did, in TaskPromise<T>).
-    if (!exception_) {
-      handle_->settle(JoinHandleBase::State::returned, nullptr, name);
+    h->name_ = std::exchange(name_, nullptr);
+    if (!exception_) [[likely]] {
+      h->state_ = JoinHandleBase::State::returned;
     } else {
-      handle_->settle(JoinHandleBase::State::failed, std::move(exception_), name);
+      h->state_ = JoinHandleBase::State::failed;
+      h->error_ = std::move(exception_);
     }
-  } else {
-    // Detached: nobody will read the result, so report a failure.
-    if (exception_) report_unobserved(*this, "detached");
-    delete name;
+  } else if (exception_) {
+    report_unobserved(*this, "detached");  // detached: nobody will read the result
   }
   self.destroy();  // by-value parameters and everything else the frame held go now
   return joiner != nullptr ? joiner->resume_joiner() : std::coroutine_handle<>();
 }
 
-void PromiseBase::run_root(void* promise) noexcept {
-  auto* p = static_cast<PromiseBase*>(promise);
-  if (!p->started_) {
-    p->started_ = true;
-    if (!p->root_ctx_.cancel_requested()) {
-      std::coroutine_handle<>::from_address(p->frame_).resume();
-      return;
-    }
-  }
-  p->end_cancelled();
+void PromiseBase::unwind_root(void* promise) noexcept {
+  static_cast<PromiseBase*>(promise)->end_cancelled();
 }
 
 void PromiseBase::end_cancelled() noexcept {
@@ -96,30 +87,7 @@ void PromiseBase::end_cancelled() noexcept {
   if (joiner != nullptr) joiner->wake();
 }
 
-JoinHandleBase::JoinHandleBase(PromiseBase* p) noexcept : task_(p), state_(State::running) {
-  p->handle_ = this;
-}
-
-void JoinHandleBase::steal(JoinHandleBase& o) noexcept {
-  state_ = std::exchange(o.state_, State::empty);
-  observed_ = std::exchange(o.observed_, false);
-  error_ = std::move(o.error_);
-  if (state_ == State::running) {
-    task_ = o.task_;
-    task_->handle_ = this;
-    if (task_->joiner_ != nullptr) task_->joiner_->handle_ = this;
-  } else if (state_ != State::empty) {
-    name_ = std::exchange(o.name_, nullptr);
-  }
-}
-
-void JoinHandleBase::settle(State s, std::exception_ptr error, std::string* name) noexcept {
-  state_ = s;
-  error_ = std::move(error);
-  name_ = name;
-}
-
-void JoinHandleBase::release() noexcept {
+void JoinHandleBase::release_slow() noexcept {
   switch (state_) {
     case State::empty:
       return;
@@ -139,7 +107,7 @@ void JoinHandleBase::release() noexcept {
 }
 
 void JoinHandleBase::cancel() noexcept {
-  if (state_ == State::running) task_->root_context().request_cancel();
+  if (state_ == State::running) task_->cancel_root();
 }
 
 std::string_view JoinHandleBase::name() const noexcept {
@@ -148,25 +116,26 @@ std::string_view JoinHandleBase::name() const noexcept {
   return {};
 }
 
-void JoinHandleBase::check_ended() const {
+void JoinHandleBase::throw_not_ended() const {
   if (state_ == State::taken) {
     throw std::logic_error("coring: the result of this JoinHandle was already taken");
   }
-  if (state_ == State::running || state_ == State::empty) {
-    throw std::logic_error(state_ == State::running
-                               ? "coring: the result of a task that has not ended"
-                               : "coring: the result of an empty JoinHandle");
-  }
+  throw std::logic_error(state_ == State::running
+                             ? "coring: the result of a task that has not ended"
+                             : "coring: the result of an empty JoinHandle");
 }
 
-void JoinHandleBase::check_result() {
+void JoinHandleBase::throw_result() {
   check_ended();
-  observed_ = true;
   if (state_ == State::failed) std::rethrow_exception(error_);
-  if (state_ == State::cancelled) throw TaskCancelled(name());
+  throw TaskCancelled(name());
 }
 
 }  // namespace detail
+
+void TaskContext::unqueue() noexcept {
+  queued_in_->replace_scheduled(queued_seq_, unwinder());
+}
 
 void detail::throw_no_scheduler() {
   throw std::logic_error(
@@ -212,9 +181,7 @@ std::size_t TaskScheduler::run_ready(std::size_t budget) {
 }
 
 std::size_t TaskScheduler::cancel_all(std::size_t max_resumes) {
-  for (detail::PromiseBase* p = roots_; p != nullptr; p = p->next_) {
-    p->root_ctx_.request_cancel();
-  }
+  for (detail::PromiseBase* p = roots_; p != nullptr; p = p->next_) p->cancel_root();
   if (max_resumes == 0) max_resumes = live_ * 16 + 1024;
   CurrentGuard guard(this);
   for (std::size_t n = 0; n < max_resumes && !ready_.empty(); ++n)

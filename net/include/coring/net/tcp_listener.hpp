@@ -81,9 +81,11 @@ class AcceptWaiter : public Operation {
   }
 
  protected:
-  explicit AcceptWaiter(ListenerCore* c) noexcept;
+  explicit AcceptWaiter(ListenerCore* c) noexcept : core(c) {}
   AcceptWaiter(AcceptWaiter&& o) noexcept : Operation(std::move(o)), core(o.core) {}
   ~AcceptWaiter();
+  template <class P>
+  bool prepare_accept(std::coroutine_handle<P> h);
 
  private:
   static bool leave(Operation* op) noexcept;
@@ -126,6 +128,11 @@ class ListenerCore final : public SocketCore, private Completion, private TimerN
   bool stopped_ = false;    // the loop cancelled our accept: it is shutting down
 };
 
+template <class P>
+bool AcceptWaiter::prepare_accept(std::coroutine_handle<P> h) {
+  return prepare<&AcceptWaiter::leave>(h, WaitKind::accept, core);
+}
+
 }  // namespace detail
 
 // accept(): the next connection (see the header comment).
@@ -137,7 +144,7 @@ class [[nodiscard]] AcceptAwaiter : public detail::AcceptWaiter {
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
     core->check_can_park();
-    if (!prepare(h)) return suspend_cancelled();
+    if (!prepare_accept(h)) return suspend_cancelled();
     core->park(this);
     start_timeout();
     return true;

@@ -138,7 +138,7 @@ class [[nodiscard]] RecvAwaiter : public detail::RecvWaiter {
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
     core->check_can_park();
-    if (!prepare(h)) return suspend_cancelled();
+    if (!prepare_recv(h)) return suspend_cancelled();
     core->park(this);
     start_timeout();
     return true;
@@ -164,7 +164,9 @@ class [[nodiscard]] SendAllAwaiter : public Operation, private Completion {
       err_ = EBADF;  // closed: nothing to wait for
       return false;
     }
-    if (!prepare(h)) return suspend_cancelled();
+    if (!prepare<&SendAllAwaiter::interrupt_send>(h, WaitKind::send, core_)) {
+      return suspend_cancelled();
+    }
     start();
     start_timeout();
     return true;

@@ -44,18 +44,20 @@ struct IoResult {
 class [[nodiscard]] IoAwaiter : public Operation, private Completion {
  public:
   explicit IoAwaiter(const IoRequest& req, WaitKind kind = WaitKind::io) noexcept
-      : Operation(&IoAwaiter::interrupt_io, {kind, req.fd, nullptr}), req_(req) {
+      : req_(req), kind_(kind) {
     on_complete = &IoAwaiter::completed;
   }
-  IoAwaiter(IoAwaiter&& o) noexcept : IoAwaiter(o.req_, o.target_.kind) {
-    set_timeout(o.timeout());
+  IoAwaiter(IoAwaiter&& o) noexcept : Operation(std::move(o)), req_(o.req_), kind_(o.kind_) {
+    on_complete = &IoAwaiter::completed;
   }
 
   bool await_ready() const noexcept { return false; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
     loop_ = &EventLoop::current_or_throw();
-    if (!prepare(h)) return suspend_cancelled();
+    if (!prepare<&IoAwaiter::interrupt_io>(h, kind_, &req_)) {
+      return suspend_cancelled();
+    }
     loop_->backend().start(req_, this);
     start_timeout();
     return true;
@@ -80,6 +82,7 @@ class [[nodiscard]] IoAwaiter : public Operation, private Completion {
   }
 
   IoRequest req_;
+  WaitKind kind_;
   EventLoop* loop_ = nullptr;
   int res_ = 0;
 };

@@ -9,13 +9,13 @@
 // anything and never times out.
 //
 // Contract for a derived awaiter:
-// - await_suspend(h): call `prepare(h)` before changing anything; when it
-//   returns false the task was cancelled before the operation started (its
-//   unwinder is scheduled): return `suspend_cancelled()` at once. Otherwise
-//   park or start the operation, then `start_timeout()` (or `start_timer()`),
-//   and return true.
+// - await_suspend(h): call `prepare<interrupt>(h, kind, object)` before
+//   changing anything; when it returns false the task was cancelled before the
+//   operation started (its unwinder is scheduled): return `suspend_cancelled()`
+//   at once. Otherwise park or start the operation, then `start_timeout()` (or
+//   `start_timer()`), and return true.
 // - When the operation ends with its result, call `complete(false)`.
-// - `interrupt` (given to the constructor) is called, at most once, when the
+// - `interrupt` (given to prepare) is called, at most once, when the
 //   timeout passes or the task is cancelled while pending. It stops the wait
 //   and returns true if it stopped at once (the base then completes the
 //   operation as interrupted), or false if the operation will report later
@@ -40,6 +40,10 @@
 //
 // What it waits on (target()) is recorded for task dumps: a kind, an fd, and
 // the object (primitive, socket, task).
+//
+// Cost: an operation that completes without suspending (a pop of a queued
+// item, a lock of a free mutex) sets one word of the base; everything a
+// suspended operation needs is set up by prepare().
 #pragma once
 
 #include <cassert>
@@ -85,11 +89,12 @@ inline TimePoint deadline_after(Duration d) noexcept {
 }
 }  // namespace detail
 
-// What a pending operation waits on.
+// What a pending operation waits on. The object is the primitive (Event,
+// Mutex, Queue...), the task's promise for a join, the IoRequest of an
+// async_read/write (its fd inside), the socket core for net (its fd inside).
 struct WaitTarget {
   WaitKind kind = WaitKind::none;
-  int fd = -1;                   // the file descriptor, for I/O
-  const void* object = nullptr;  // the primitive, socket or task waited on
+  const void* object = nullptr;
 };
 
 class Operation : private CancelSlot, private TimerNode {
@@ -104,53 +109,74 @@ class Operation : private CancelSlot, private TimerNode {
 
   // Before the operation is awaited: give up after `d` (see above).
   void set_timeout(Duration d) noexcept {
-    assert(end_ == End::idle && "set_timeout() on an operation already awaited");
+    assert(op_state_.end == End::idle && "set_timeout() on an operation already awaited");
+    op_state_.has_timeout = d != kNoTimeout;
+    op_state_.special = op_state_.has_timeout || op_state_.shielded;
     timeout_ = d;
   }
-  [[nodiscard]] Duration timeout() const noexcept { return timeout_; }
+  [[nodiscard]] Duration timeout() const noexcept {
+    return op_state_.has_timeout ? timeout_ : kNoTimeout;
+  }
   // Before the operation is awaited: it will not be interrupted by a
   // cancellation of the task (see shield()).
-  void shield() noexcept { shielded_ = true; }
-  [[nodiscard]] bool timed_out() const noexcept { return end_ == End::timed_out; }
-  [[nodiscard]] bool pending() const noexcept { return end_ == End::pending; }
-  [[nodiscard]] const WaitTarget& target() const noexcept { return target_; }
+  void shield() noexcept { op_state_.shielded = op_state_.special = true; }
+  [[nodiscard]] bool timed_out() const noexcept { return op_state_.end == End::timed_out; }
+  [[nodiscard]] bool pending() const noexcept { return op_state_.end == End::pending; }
+  // What a pending operation waits on (unspecified while it is not pending).
+  [[nodiscard]] WaitTarget target() const noexcept { return {op_state_.kind, object_}; }
 
  protected:
   using InterruptFn = bool (*)(Operation* self) noexcept;
 
-  Operation(InterruptFn on_interrupt, WaitTarget target) noexcept
-      : target_(target), interrupt_(on_interrupt) {
-    on_cancel = &Operation::cancel_requested;
-    on_fire = &Operation::timer_fired;
-  }
+  // Only what an operation that completes without suspending (and the
+  // destructor) reads is set here: one word. prepare() sets up the rest.
+  Operation() noexcept : TimerNode(TimerNode::Deferred{}) {}
   // Awaitables may be moved until they are awaited (into with_timeout, say):
   // what they were set up with is copied, nothing else.
-  Operation(Operation&& o) noexcept : Operation(o.interrupt_, o.target_) {
-    assert(o.end_ == End::idle && "an operation cannot move once awaited");
-    timeout_ = o.timeout_;
-    shielded_ = o.shielded_;
+  Operation(Operation&& o) noexcept : TimerNode(TimerNode::Deferred{}) {
+    assert(o.op_state_.end == End::idle && "an operation cannot move once awaited");
+    op_state_.special = o.op_state_.special;
+    op_state_.shielded = o.op_state_.shielded;
+    op_state_.has_timeout = o.op_state_.has_timeout;
+    if (op_state_.has_timeout) timeout_ = o.timeout_;
   }
   ~Operation() {
-    if (end_ == End::pending) {
-      if (TimerNode::armed()) timers_->remove(this);
+    if (op_state_.end == End::pending) {
+      if (op_state_.has_timer && TimerNode::armed()) timers_->remove(this);
       if (ctx_ != nullptr) ctx_->disarm(this);
     }
   }
 
-  // See the contract above. Throws (before anything changed) when the
-  // operation needs an EventLoop or a scheduler and there is none.
-  template <class P>
-  [[nodiscard]] bool prepare(std::coroutine_handle<P> h, bool needs_timers = false) {
+  // See the contract above; `Interrupt` is the operation's interrupt, `kind`
+  // and `object` say what it waits on. Throws (before anything changed) when
+  // the operation needs an EventLoop or a scheduler and there is none.
+  template <InterruptFn Interrupt, class P>
+  [[nodiscard]] bool prepare(std::coroutine_handle<P> h, WaitKind kind, const void* object,
+                             bool needs_timers = false) {
     sched_ = &current_scheduler();
-    if (needs_timers || timeout_ != kNoTimeout) timers_ = &detail::current_timers();
+    ctx_ = context_of(h);
+    if (needs_timers || op_state_.special) [[unlikely]] {
+      if (needs_timers || op_state_.has_timeout) {
+        timers_ = &detail::current_timers();
+        interrupt_ = Interrupt;
+      }
+      if (op_state_.shielded) ctx_ = nullptr;
+    }
+    on_cancel = &Operation::cancel_requested<Interrupt>;
+    object_ = object;
     handle_ = h;
-    ctx_ = shielded_ ? nullptr : context_of(h);
-    if (ctx_ != nullptr && !ctx_->arm(this)) {
-      end_ = End::cancelled;
+    // Contiguous bytes, stored together (never the whole word: a wide load
+    // after narrow stores would stall store forwarding).
+    op_state_.end = End::pending;
+    op_state_.why = Why::none;
+    op_state_.has_timer = false;
+    op_state_.timer_completes = false;
+    op_state_.kind = kind;
+    if (ctx_ != nullptr && !ctx_->arm(this)) [[unlikely]] {
+      op_state_.end = End::cancelled;
       sched_->schedule(ctx_->unwinder());
       return false;
     }
-    end_ = End::pending;
     return true;
   }
   // What await_suspend returns when prepare() failed: stay suspended until
@@ -158,21 +184,29 @@ class Operation : private CancelSlot, private TimerNode {
   [[nodiscard]] static bool suspend_cancelled() noexcept { return true; }
 
   void start_timeout() {
-    if (timeout_ != kNoTimeout) start_timer(detail::deadline_after(timeout_), false);
+    if (op_state_.has_timeout) start_timer(detail::deadline_after(timeout_), false);
   }
   // Arms the timer for `at`: when it fires the operation completes (completes)
-  // or is interrupted as timed out (!completes). Needs prepare(h, true) or a timeout.
+  // or is interrupted as timed out (!completes). Needs prepare(h, ..., true) or
+  // a timeout.
   void start_timer(TimePoint at, bool completes) {
+    on_fire = &Operation::timer_fired;
     deadline = at;
-    timer_completes_ = completes;
+    op_state_.has_timer = true;
+    op_state_.timer_completes = completes;
     timers_->add(this);
   }
 
   // The operation ended (see the contract): resumes the task, or unwinds it
   // when a cancellation interrupted the operation.
   void complete(bool interrupted) noexcept {
-    finish(interrupted);
-    sched_->schedule(end_ == End::cancelled ? ctx_->unwinder() : handle_);
+    if (!interrupted) {
+      finish(false);
+      sched_->schedule(handle_);
+    } else {
+      finish(true);
+      sched_->schedule(op_state_.end == End::cancelled ? ctx_->unwinder() : handle_);
+    }
   }
   // Like complete(false), for a completion that transfers to the task itself
   // (symmetric transfer) instead of scheduling it: returns its handle.
@@ -182,54 +216,68 @@ class Operation : private CancelSlot, private TimerNode {
   }
 
   // An interrupt was asked for (a timeout or a cancellation).
-  [[nodiscard]] bool interrupting() const noexcept { return why_ != Why::none; }
+  [[nodiscard]] bool interrupting() const noexcept { return op_state_.why != Why::none; }
   [[nodiscard]] TaskScheduler& scheduler() const noexcept { return *sched_; }
   [[nodiscard]] std::coroutine_handle<> handle() const noexcept { return handle_; }
-
-  WaitTarget target_;
 
  private:
   enum class Why : std::uint8_t { none, timeout, cancel };
   enum class End : std::uint8_t { idle, pending, done, timed_out, cancelled };
+  // One word: an operation that never suspends sets it once.
+  struct OpState {
+    // Set by prepare().
+    End end = End::idle;
+    Why why = Why::none;
+    bool has_timer = false;  // a timer was armed (it may have fired since)
+    bool timer_completes = false;
+    WaitKind kind = WaitKind::none;
+    // Set before the operation is awaited.
+    bool special = false;  // has_timeout || shielded: prepare()'s cold path
+    bool shielded = false;
+    bool has_timeout = false;
+  };
+  static_assert(sizeof(OpState) == 8);
 
   void finish(bool interrupted) noexcept {
-    if (TimerNode::armed()) timers_->remove(this);
+    if (op_state_.has_timer && TimerNode::armed()) timers_->remove(this);
     if (ctx_ != nullptr) ctx_->disarm(this);
     if (!interrupted) {
-      end_ = End::done;
+      op_state_.end = End::done;
     } else {
-      end_ = why_ == Why::cancel ? End::cancelled : End::timed_out;
+      op_state_.end = op_state_.why == Why::cancel ? End::cancelled : End::timed_out;
     }
   }
-  void begin_interrupt(Why why) noexcept {
-    const bool first = why_ == Why::none;
-    why_ = why;  // a cancellation overrides a timeout still being interrupted
-    if (first && interrupt_(this)) complete(true);
+  void begin_interrupt(Why why, InterruptFn interrupt) noexcept {
+    const bool first = op_state_.why == Why::none;
+    op_state_.why = why;  // a cancellation overrides a timeout still being interrupted
+    if (first && interrupt(this)) complete(true);
   }
+  template <InterruptFn Interrupt>
   static void cancel_requested(CancelSlot* s) noexcept {
     auto* self = static_cast<Operation*>(s);
-    if (self->TimerNode::armed()) self->timers_->remove(self);
-    self->begin_interrupt(Why::cancel);
+    if (self->op_state_.has_timer && self->TimerNode::armed()) self->timers_->remove(self);
+    self->begin_interrupt(Why::cancel, Interrupt);
   }
   static void timer_fired(TimerNode* t) noexcept {
     auto* self = static_cast<Operation*>(t);
-    if (self->timer_completes_) {
+    if (self->op_state_.timer_completes) {
       self->complete(false);
     } else {
-      self->begin_interrupt(Why::timeout);
+      self->begin_interrupt(Why::timeout, self->interrupt_);
     }
   }
 
-  TaskContext* ctx_ = nullptr;
-  std::coroutine_handle<> handle_;
-  TaskScheduler* sched_ = nullptr;
-  TimerQueue* timers_ = nullptr;
-  InterruptFn interrupt_;
-  Duration timeout_ = kNoTimeout;
-  Why why_ = Why::none;
-  End end_ = End::idle;
-  bool timer_completes_ = false;
-  bool shielded_ = false;
+  OpState op_state_;
+  // Set by prepare(): valid once the operation was awaited and suspended.
+  union {
+    std::coroutine_handle<> handle_;  // in a union: not set up front
+  };
+  TaskContext* ctx_;
+  TaskScheduler* sched_;
+  const void* object_;
+  TimerQueue* timers_;     // with a timeout, or prepare(h, ..., true)
+  InterruptFn interrupt_;  // likewise (the timer's interrupt)
+  Duration timeout_;       // with op_state_.has_timeout
 };
 
 }  // namespace coring

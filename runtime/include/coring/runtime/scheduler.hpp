@@ -46,14 +46,16 @@ class ReadyQueue {
     buf_[tail_ & mask_] = h.address();
     return tail_++;
   }
-  // Replaces the entry `seq`, which must still be queued.
-  void replace(std::size_t seq, std::coroutine_handle<> h) noexcept {
+  // Replaces the entry `seq` if it is still queued; returns whether it was.
+  bool replace(std::size_t seq, std::coroutine_handle<> h) noexcept {
+    if (seq < head_ || seq >= tail_) return false;
     buf_[seq & mask_] = h.address();
+    return true;
   }
   std::coroutine_handle<> pop() noexcept {
     return std::coroutine_handle<>::from_address(buf_[head_++ & mask_]);
   }
-  void clear() noexcept { head_ = tail_ = 0; }
+  void clear() noexcept { head_ = tail_; }  // numbers keep running
 
  private:
   static constexpr std::size_t kInitial = 256;
@@ -78,9 +80,9 @@ class TaskScheduler {
   void schedule(std::coroutine_handle<> h) { ready_.push(h); }
   // The same; returns the entry's number, for replace_scheduled().
   std::size_t schedule_numbered(std::coroutine_handle<> h) { return ready_.push(h); }
-  // Makes the queued entry `seq` resume `h` instead.
-  void replace_scheduled(std::size_t seq, std::coroutine_handle<> h) noexcept {
-    ready_.replace(seq, h);
+  // Makes the entry `seq`, if it is still queued, resume `h` instead.
+  bool replace_scheduled(std::size_t seq, std::coroutine_handle<> h) noexcept {
+    return ready_.replace(seq, h);
   }
 
   // Starts `task` as a root task of this scheduler: it is queued to run, and
@@ -147,46 +149,24 @@ inline TaskScheduler& current_scheduler() {
 
 // `co_await yield_now()`: go to the back of the ready line and let the others run.
 // It always suspends. It is a cancellation point: a cancelled task is unwound
-// there -- also when the cancellation comes while it waits in the line (its
-// entry is then replaced by the task's unwinder).
-class [[nodiscard]] YieldAwaiter : private CancelSlot {
+// there -- also when the cancellation comes while it waits in the line (see
+// TaskContext::note_queued).
+class [[nodiscard]] YieldAwaiter {
  public:
-  YieldAwaiter() noexcept { on_cancel = &YieldAwaiter::cancelled_in_line; }
-  // Movable until awaited (as into with_timeout), like every operation.
-  YieldAwaiter(YieldAwaiter&&) noexcept : YieldAwaiter() {}
-  YieldAwaiter& operator=(YieldAwaiter&&) = delete;
-  ~YieldAwaiter() {
-    if (ctx_ != nullptr) ctx_->disarm(this);
-  }
-
   bool await_ready() const noexcept { return false; }
   template <class P>
   void await_suspend(std::coroutine_handle<P> h) {
-    sched_ = &current_scheduler();
+    TaskScheduler& sched = current_scheduler();
     TaskContext* ctx = context_of(h);
     if (ctx == nullptr) {
-      sched_->schedule(h);
-    } else if (!ctx->arm(this)) {
-      sched_->schedule(ctx->unwinder());
+      sched.schedule(h);
+    } else if (ctx->cancel_requested()) {
+      sched.schedule(ctx->unwinder());
     } else {
-      ctx_ = ctx;
-      seq_ = sched_->schedule_numbered(h);
+      ctx->note_queued(&sched, sched.schedule_numbered(h));
     }
   }
-  void await_resume() noexcept {
-    if (ctx_ != nullptr) std::exchange(ctx_, nullptr)->disarm(this);
-  }
-
- private:
-  static void cancelled_in_line(CancelSlot* s) noexcept {
-    auto* self = static_cast<YieldAwaiter*>(s);
-    TaskContext* ctx = std::exchange(self->ctx_, nullptr);  // the context cleared its slot
-    self->sched_->replace_scheduled(self->seq_, ctx->unwinder());
-  }
-
-  TaskScheduler* sched_ = nullptr;
-  TaskContext* ctx_ = nullptr;  // armed while in line
-  std::size_t seq_ = 0;
+  void await_resume() const noexcept {}
 };
 
 inline YieldAwaiter yield_now() noexcept {

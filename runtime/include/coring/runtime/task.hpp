@@ -52,7 +52,7 @@ class PromiseBase {
   static void* operator new(std::size_t n) { return FrameAllocator::allocate(n); }
   static void operator delete(void* p, std::size_t n) noexcept { FrameAllocator::deallocate(p, n); }
 
-  PromiseBase() noexcept : root_ctx_(&PromiseBase::run_root, this) {}
+  PromiseBase() noexcept : root_ctx_(&PromiseBase::unwind_root, this) {}
   PromiseBase(const PromiseBase&) = delete;
   PromiseBase& operator=(const PromiseBase&) = delete;
   ~PromiseBase() { delete name_; }
@@ -96,11 +96,13 @@ class PromiseBase {
   // JoinHandle, frees its frame and transfers to its joiner (if one waits).
   std::coroutine_handle<> on_final(std::coroutine_handle<> self) noexcept;
 
-  // What spawn() schedules for a root, and what its context's unwinder runs:
-  // the first time it starts the task (or, if the task was cancelled before it
-  // started, ends it without running anything); afterwards it unwinds it --
-  // destroys its frames, records it as cancelled and wakes its joiner.
-  static void run_root(void* promise) noexcept;
+  // Cancels a root (JoinHandle::cancel, scheduler shutdown). A root cancelled
+  // before it started never runs: spawn() noted its entry in the ready line
+  // (TaskContext::note_queued), which is replaced by its unwinder.
+  void cancel_root() noexcept { root_ctx_.request_cancel(); }
+  // What a root's context unwinds with: destroys its frames, records it as
+  // cancelled and wakes its joiner.
+  static void unwind_root(void* promise) noexcept;
 
  protected:
   [[nodiscard]] JoinHandleBase* join_handle() const noexcept { return handle_; }
@@ -110,7 +112,7 @@ class PromiseBase {
   friend class JoinHandleBase;
   friend class JoinOp;
 
-  std::coroutine_handle<> continuation_;  // the awaiting coroutine of an awaited child
+  std::coroutine_handle<> continuation_;  // an awaited child: the awaiting coroutine
   TaskContext* ctx_ = nullptr;            // context this frame runs in
   std::exception_ptr exception_;
 
@@ -124,7 +126,6 @@ class PromiseBase {
   JoinOp* joiner_ = nullptr;          // the join waiting for this root, if any
   std::string* name_ = nullptr;       // allocated only for named tasks
   bool done_ = false;
-  bool started_ = false;
 
   void end_cancelled() noexcept;
 };
@@ -154,7 +155,7 @@ class JoinHandleBase {
   enum class State : unsigned char { empty, running, returned, failed, cancelled, taken };
 
   JoinHandleBase() noexcept {}
-  explicit JoinHandleBase(PromiseBase* p) noexcept;
+  inline explicit JoinHandleBase(PromiseBase* p) noexcept;
   JoinHandleBase(JoinHandleBase&& o) noexcept { steal(o); }
   JoinHandleBase& operator=(JoinHandleBase&& o) noexcept {
     if (this != &o) {
@@ -168,15 +169,31 @@ class JoinHandleBase {
   // Detaches a running task; drops (and reports, if failed and never looked at)
   // a finished one's result. The value of a returned task is the derived
   // class's to destroy first.
-  void release() noexcept;
-  void steal(JoinHandleBase& o) noexcept;
+  void release() noexcept {
+    if (state_ != State::empty) release_slow();
+  }
+  void release_slow() noexcept;
+  inline void steal(JoinHandleBase& o) noexcept;
   // Called by the task (or by the scheduler freeing it unfinished).
-  void settle(State s, std::exception_ptr error, std::string* name) noexcept;
+  void settle(State s, std::exception_ptr error, std::string* name) noexcept {
+    state_ = s;
+    if (error) error_ = std::move(error);
+    name_ = name;
+  }
   // The outcome without the value: rethrows a failure, throws TaskCancelled
   // for a cancelled task. Marks the result observed.
-  void check_result();
+  void check_result() {
+    observed_ = true;
+    if (state_ != State::returned) [[unlikely]]
+      throw_result();
+  }
   // Throws std::logic_error unless the task ended and its result is still here.
-  void check_ended() const;
+  void check_ended() const {
+    if (state_ == State::running || state_ == State::empty || state_ == State::taken) [[unlikely]]
+      throw_not_ended();
+  }
+  [[noreturn]] void throw_result();
+  [[noreturn]] void throw_not_ended() const;
 
   friend class PromiseBase;
   friend class JoinOp;
@@ -258,8 +275,7 @@ class JoinStorage<void> : public JoinHandleBase {
 // the joined task runs on.
 class JoinOp : public Operation {
  public:
-  explicit JoinOp(JoinHandleBase& h) noexcept
-      : Operation(&JoinOp::unpark_interrupt, {WaitKind::join, -1, nullptr}), handle_(&h) {}
+  explicit JoinOp(JoinHandleBase& h) noexcept : handle_(&h) {}
   JoinOp(JoinOp&& o) noexcept : Operation(std::move(o)), handle_(o.handle_) {}
   ~JoinOp() { unpark(); }
 
@@ -269,10 +285,11 @@ class JoinOp : public Operation {
     if (!handle_->valid()) {
       throw std::logic_error("coring: joining an empty JoinHandle (moved-from or detached)");
     }
-    if (!prepare(h)) return suspend_cancelled();
+    if (!prepare<&JoinOp::unpark_interrupt>(h, WaitKind::join, handle_->task_)) {
+      return suspend_cancelled();
+    }
     task_ = handle_->task_;
     task_->joiner_ = this;
-    target_.object = task_;
     start_timeout();
     return true;
   }
@@ -303,6 +320,23 @@ class JoinOp : public Operation {
   }
   PromiseBase* task_ = nullptr;  // while parked
 };
+
+inline JoinHandleBase::JoinHandleBase(PromiseBase* p) noexcept : task_(p), state_(State::running) {
+  p->handle_ = this;
+}
+
+inline void JoinHandleBase::steal(JoinHandleBase& o) noexcept {
+  state_ = std::exchange(o.state_, State::empty);
+  observed_ = o.observed_;
+  if (state_ == State::running) {
+    task_ = o.task_;
+    task_->handle_ = this;
+    if (task_->joiner_ != nullptr) task_->joiner_->handle_ = this;
+  } else if (state_ != State::empty) {
+    name_ = std::exchange(o.name_, nullptr);
+    if (o.error_) error_ = std::move(o.error_);
+  }
+}
 
 template <class T>
 class TaskPromise final : public PromiseBase {

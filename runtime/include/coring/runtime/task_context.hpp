@@ -16,7 +16,11 @@
 // interrupts the armed operation; once that operation has stopped (at once for
 // a timer or a parked waiter, when its CQE is back for an io_uring operation),
 // it schedules the context's *unwinder* instead of resuming the task. A task
-// that is running or ready when the request comes is unwound at its next
+// waiting in the ready line because it was spawned or yielded (not because an
+// operation of its completed: a result is never dropped) has its entry in the
+// line replaced by the unwinder: the context remembers where it was put
+// (`note_queued`), and the entry is still there while the line has not reached
+// it. A task that is running when the request comes is unwound at its next
 // suspension point. The unwinder belongs to the context's owner: for a spawned
 // task it destroys the task's frames (their destructors run, no code after the
 // suspension point does), records the task as cancelled and wakes its joiner;
@@ -32,16 +36,20 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 #include <memory>
 #include <type_traits>
 #include <utility>
 
 namespace coring {
 
+class TaskScheduler;
+
 // Embedded in an operation; `on_cancel` interrupts it. It must not resume or
 // unwind the task inline (it schedules that).
+// Its owner sets `on_cancel` before it arms the slot.
 struct CancelSlot {
-  void (*on_cancel)(CancelSlot* self) noexcept = nullptr;
+  void (*on_cancel)(CancelSlot* self) noexcept;
 };
 
 // Per-task state of a layer above the runtime; see "Extension" above.
@@ -63,14 +71,22 @@ class TaskContext {
 
   [[nodiscard]] bool cancel_requested() const noexcept { return cancelled_; }
 
-  // Idempotent. Interrupts the operation the task is suspended on, if any.
+  // Idempotent. Interrupts the operation the task is suspended on, if any, or
+  // unwinds it in place of its entry in the ready line (see above).
   void request_cancel() noexcept {
     if (cancelled_) return;
     cancelled_ = true;
     if (CancelSlot* s = slot_) {
       slot_ = nullptr;
       s->on_cancel(s);
+    } else if (queued_in_ != nullptr) {
+      unqueue();
     }
+  }
+  // The task was put in `s`'s ready line as entry `seq` (spawned, or yielded).
+  void note_queued(TaskScheduler* s, std::size_t seq) noexcept {
+    queued_in_ = s;
+    queued_seq_ = seq;
   }
 
   // Registers `s` before suspending. Returns false if the context is already
@@ -119,6 +135,7 @@ class TaskContext {
     ctx->on_unwind_(ctx->owner_);
   }
   static void never_destroyed(ProxyFrame*) noexcept {}
+  void unqueue() noexcept;  // scheduler.cpp
 
   TaskContext& owner() noexcept {
     TaskContext* c = this;
@@ -131,6 +148,8 @@ class TaskContext {
   CancelSlot* slot_ = nullptr;
   ContextExtension* extension_ = nullptr;  // owned
   TaskContext* outer_ = nullptr;           // nested contexts: the context they run inside
+  TaskScheduler* queued_in_ = nullptr;     // see note_queued()
+  std::size_t queued_seq_ = 0;
   UnwindFn on_unwind_;
   void* owner_;
   bool cancelled_ = false;

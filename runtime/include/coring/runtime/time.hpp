@@ -19,14 +19,15 @@ namespace coring {
 // timed_out() tells it.
 class [[nodiscard]] SleepAwaiter : public Operation {
  public:
-  explicit SleepAwaiter(TimePoint at) noexcept
-      : Operation(&SleepAwaiter::interrupt_sleep, {WaitKind::sleep, -1, nullptr}), at_(at) {}
+  explicit SleepAwaiter(TimePoint at) noexcept : at_(at) {}
   SleepAwaiter(SleepAwaiter&& o) noexcept : Operation(std::move(o)), at_(o.at_) {}
 
   bool await_ready() const noexcept { return false; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    if (!prepare(h, true)) return suspend_cancelled();
+    if (!prepare<&SleepAwaiter::interrupt_sleep>(h, WaitKind::sleep, nullptr, true)) {
+      return suspend_cancelled();
+    }
     const TimePoint limit =
         timeout() == kNoTimeout ? TimePoint::max() : detail::deadline_after(timeout());
     if (limit < at_) {

@@ -21,12 +21,20 @@ namespace coring {
 
 struct TimerNode {
   static constexpr std::size_t kNotArmed = static_cast<std::size_t>(-1);
-  TimePoint deadline{};
-  std::uint64_t seq = 0;
-  std::size_t heap_index = kNotArmed;
+  union {
+    TimePoint deadline;  // in a union: a Deferred node leaves it unset
+  };
+  std::uint64_t seq;
+  std::size_t heap_index;
   // Called when the deadline passes; the node is already unarmed. Must not resume
   // a coroutine inline.
-  void (*on_fire)(TimerNode*) noexcept = nullptr;
+  void (*on_fire)(TimerNode*) noexcept;
+
+  TimerNode() noexcept : deadline(), seq(0), heap_index(kNotArmed), on_fire(nullptr) {}
+  // For a node that is set up only when it is used (Operation::prepare): the
+  // fields are left for that code to set (heap_index = kNotArmed first).
+  struct Deferred {};
+  explicit TimerNode(Deferred) noexcept {}
 
   [[nodiscard]] bool armed() const noexcept { return heap_index != kNotArmed; }
 };

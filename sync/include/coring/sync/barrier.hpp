@@ -44,7 +44,7 @@ class Barrier {
 
   class [[nodiscard]] ArriveAwaiter : public WaitOp {
    public:
-    explicit ArriveAwaiter(Barrier& b) noexcept : WaitOp(WaitKind::barrier, &b), barrier_(b) {}
+    explicit ArriveAwaiter(Barrier& b) noexcept : barrier_(b) {}
     ArriveAwaiter(ArriveAwaiter&& o) noexcept : WaitOp(std::move(o)), barrier_(o.barrier_) {}
     bool await_ready() {
       leader_ = barrier_.arrive();
@@ -52,7 +52,7 @@ class Barrier {
     }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      return park(barrier_.waiters_, h);
+      return park(barrier_.waiters_, h, WaitKind::barrier, &barrier_);
     }
     bool await_resume() const {
       check();

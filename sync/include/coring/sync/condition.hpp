@@ -49,8 +49,7 @@ class Condition {
   class [[nodiscard]] WaitAwaiter : public Operation {
    public:
     WaitAwaiter(Condition& c, MutexGuard& guard) noexcept
-        : Operation(&WaitAwaiter::interrupt_wait, {WaitKind::condition, -1, &c}),
-          cond_(&c),
+        : cond_(&c),
           mutex_(&c.mutex_),
           guard_(guard),
           cond_node_(this, &WaitAwaiter::notified),
@@ -68,7 +67,9 @@ class Condition {
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
       cond_->check_guard(guard_);
-      if (!prepare(h)) return suspend_cancelled();  // cancelled first: keep the mutex
+      if (!prepare<&WaitAwaiter::interrupt_wait>(h, WaitKind::condition, cond_)) {
+        return suspend_cancelled();  // cancelled first: keep the mutex
+      }
       cond_->waiters_.link_back(cond_node_);
       released_ = true;
       mutex_->unlock_unchecked();

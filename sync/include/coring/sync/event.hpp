@@ -29,12 +29,12 @@ class Event {
 
   class [[nodiscard]] WaitAwaiter : public WaitOp {
    public:
-    explicit WaitAwaiter(Event& e) noexcept : WaitOp(WaitKind::event, &e), event_(e) {}
+    explicit WaitAwaiter(Event& e) noexcept : event_(e) {}
     WaitAwaiter(WaitAwaiter&& o) noexcept : WaitOp(std::move(o)), event_(o.event_) {}
     bool await_ready() const noexcept { return event_.set_; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      return park(event_.waiters_, h);
+      return park(event_.waiters_, h, WaitKind::event, &event_);
     }
     void await_resume() const { check(); }
 

@@ -38,8 +38,7 @@ class Latch {
 
   class [[nodiscard]] WaitAwaiter : public WaitOp {
    public:
-    WaitAwaiter(Latch& l, std::size_t arrive) noexcept
-        : WaitOp(WaitKind::latch, &l), latch_(l), arrive_(arrive) {}
+    WaitAwaiter(Latch& l, std::size_t arrive) noexcept : latch_(l), arrive_(arrive) {}
     WaitAwaiter(WaitAwaiter&& o) noexcept
         : WaitOp(std::move(o)), latch_(o.latch_), arrive_(o.arrive_) {}
     bool await_ready() {
@@ -48,7 +47,7 @@ class Latch {
     }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      return park(latch_.waiters_, h);
+      return park(latch_.waiters_, h, WaitKind::latch, &latch_);
     }
     void await_resume() const { check(); }
 

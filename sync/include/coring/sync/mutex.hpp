@@ -139,7 +139,7 @@ class Mutex {
 
   class [[nodiscard]] LockAwaiter : public WaitOp {
    public:
-    explicit LockAwaiter(Mutex& m) noexcept : WaitOp(WaitKind::mutex, &m), mutex_(m) {}
+    explicit LockAwaiter(Mutex& m) noexcept : mutex_(m) {}
     LockAwaiter(LockAwaiter&& o) noexcept : WaitOp(std::move(o)), mutex_(o.mutex_) {}
     // The check needs the task's context, so the fast path is in await_suspend
     // (returning false resumes at once, without the scheduler).
@@ -156,7 +156,8 @@ class Mutex {
         mutex_.locked_ = true;
         return false;
       }
-      return park(mutex_.waiters_, h);  // woken: unlock() handed the mutex over
+      // Woken: unlock() handed the mutex over.
+      return park(mutex_.waiters_, h, WaitKind::mutex, &mutex_);
     }
     MutexGuard await_resume() {
       check();

@@ -119,13 +119,13 @@ class BasicQueue {
   class [[nodiscard]] PopAwaiter : public WaitOp {
    public:
     static constexpr bool kReportsTimeout = true;  // a late item is still taken
-    explicit PopAwaiter(BasicQueue& q) noexcept : WaitOp(WaitKind::queue_pop, &q), queue_(q) {}
+    explicit PopAwaiter(BasicQueue& q) noexcept : queue_(q) {}
     PopAwaiter(PopAwaiter&& o) noexcept : WaitOp(std::move(o)), queue_(o.queue_) {}
 
     bool await_ready() const noexcept { return !queue_.store_.empty() || queue_.closed_; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      return park(queue_.poppers_, h);
+      return park(queue_.poppers_, h, WaitKind::queue_pop, &queue_);
     }
     // The item; std::nullopt once the queue is closed and drained, or when the
     // timeout passed with nothing to take (closed() tells which).
@@ -148,11 +148,10 @@ class BasicQueue {
   class [[nodiscard]] PushAwaiter : public WaitOp {
    public:
     template <class U>
-    PushAwaiter(BasicQueue& q, U&& v)
-        : WaitOp(WaitKind::queue_push, &q), queue_(q), value_(std::forward<U>(v)) {}
+    PushAwaiter(BasicQueue& q, U&& v) : queue_(q), value_(std::forward<U>(v)) {}
     template <class... A>
     PushAwaiter(BasicQueue& q, std::in_place_t, A&&... args)
-        : WaitOp(WaitKind::queue_push, &q), queue_(q), value_(std::forward<A>(args)...) {}
+        : queue_(q), value_(std::forward<A>(args)...) {}
     PushAwaiter(PushAwaiter&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
         : WaitOp(std::move(o)), queue_(o.queue_), value_(std::move(o.value_)) {}
 
@@ -170,7 +169,7 @@ class BasicQueue {
     }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      return park(queue_.pushers_, h);
+      return park(queue_.pushers_, h, WaitKind::queue_push, &queue_);
     }
     // Returns once the item went in. A push that timed out (with_timeout)
     // leaves the item in the awaiter, dropped with it.

@@ -90,12 +90,12 @@ class Semaphore {
 
   class [[nodiscard]] AcquireAwaiter : public WaitOp {
    public:
-    explicit AcquireAwaiter(Semaphore& s) noexcept : WaitOp(WaitKind::semaphore, &s), sem_(s) {}
+    explicit AcquireAwaiter(Semaphore& s) noexcept : sem_(s) {}
     AcquireAwaiter(AcquireAwaiter&& o) noexcept : WaitOp(std::move(o)), sem_(o.sem_) {}
     bool await_ready() noexcept { return sem_.try_acquire(); }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      return park(sem_.waiters_, h);
+      return park(sem_.waiters_, h, WaitKind::semaphore, &sem_);
     }
     void await_resume() const { check(); }
 

@@ -36,7 +36,10 @@ class WaitList;
 class WaitNode {
  public:
   using WokenFn = void (*)(WaitNode* self) noexcept;
+  // `woken` is called once the node was woken (unlinked); a node made without
+  // one gets it from link_back().
   explicit WaitNode(WokenFn woken) noexcept : woken_(woken) {}
+  WaitNode() noexcept {}
   WaitNode(const WaitNode&) = delete;
   WaitNode& operator=(const WaitNode&) = delete;
   ~WaitNode() { unlink(); }
@@ -56,8 +59,8 @@ class WaitNode {
 
  private:
   friend class WaitList;
-  WaitNode* prev_ = nullptr;
-  WaitNode* next_ = nullptr;
+  WaitNode* prev_;  // valid while parked
+  WaitNode* next_;
   WaitList* list_ = nullptr;  // non-null while parked
   WokenFn woken_;
   const char* broken_ = nullptr;
@@ -72,11 +75,20 @@ class WaitList {
   ~WaitList();
 
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  // Counts the nodes (a walk: the hot paths keep no count).
+  [[nodiscard]] std::size_t size() const noexcept {
+    std::size_t n = 0;
+    for (const WaitNode* w = head_; w != nullptr; w = w->next_) ++n;
+    return n;
+  }
   [[nodiscard]] WaitNode* front() const noexcept { return head_; }
   [[nodiscard]] const char* what() const noexcept { return what_; }
 
   // Parks `n` at the back of the line.
+  void link_back(WaitNode& n, WaitNode::WokenFn woken) noexcept {
+    n.woken_ = woken;
+    link_back(n);
+  }
   void link_back(WaitNode& n) noexcept {
     n.list_ = this;
     n.prev_ = tail_;
@@ -87,13 +99,9 @@ class WaitList {
       head_ = &n;
     }
     tail_ = &n;
-    ++size_;
   }
   // Wakes `n` (which must be parked here): unlinks it and calls its callback.
-  void wake(WaitNode& n) noexcept {
-    unlink(n);
-    n.woken_(&n);
-  }
+  inline void wake(WaitNode& n) noexcept;
   // Wakes the oldest node; returns it, or nullptr if none.
   WaitNode* wake_front() noexcept {
     WaitNode* n = head_;
@@ -117,14 +125,11 @@ class WaitList {
     } else {
       tail_ = n.prev_;
     }
-    n.prev_ = n.next_ = nullptr;
     n.list_ = nullptr;
-    --size_;
   }
 
   WaitNode* head_ = nullptr;
   WaitNode* tail_ = nullptr;
-  std::size_t size_ = 0;
   const char* what_;
 };
 
@@ -137,17 +142,17 @@ inline void WaitNode::unlink() noexcept {
 // completes it; a timeout or a cancellation unlinks it.
 class WaitOp : public Operation, public WaitNode {
  public:
-  WaitOp(WaitOp&& o) noexcept : Operation(std::move(o)), WaitNode(&WaitOp::woken) {}
+  WaitOp(WaitOp&& o) noexcept : Operation(std::move(o)) {}
 
  protected:
-  WaitOp(WaitKind kind, const void* primitive) noexcept
-      : Operation(&WaitOp::interrupt_wait, {kind, -1, primitive}), WaitNode(&WaitOp::woken) {}
+  WaitOp() noexcept = default;
 
-  // The body of await_suspend: parks in `list` (see operation.hpp).
+  // The body of await_suspend: parks in `list` (see operation.hpp); `kind` and
+  // `primitive` say what it waits on.
   template <class P>
-  bool park(WaitList& list, std::coroutine_handle<P> h) {
-    if (!prepare(h)) return suspend_cancelled();
-    list.link_back(*this);
+  bool park(WaitList& list, std::coroutine_handle<P> h, WaitKind kind, const void* primitive) {
+    if (!prepare<&WaitOp::interrupt_wait>(h, kind, primitive)) return suspend_cancelled();
+    list.link_back(*this, &WaitOp::woken);
     start_timeout();
     return true;
   }
@@ -156,11 +161,22 @@ class WaitOp : public Operation, public WaitNode {
   void check() const { check_broken(); }
 
  private:
+  friend class WaitList;
   static void woken(WaitNode* n) noexcept { static_cast<WaitOp*>(n)->complete(false); }
   static bool interrupt_wait(Operation* op) noexcept {
     static_cast<WaitOp*>(op)->unlink();
     return true;
   }
 };
+
+inline void WaitList::wake(WaitNode& n) noexcept {
+  unlink(n);
+  // Nearly every node is a WaitOp: call it directly, so the wake-up inlines.
+  if (n.woken_ == &WaitOp::woken) {
+    WaitOp::woken(&n);
+  } else {
+    n.woken_(&n);
+  }
+}
 
 }  // namespace coring

@@ -145,11 +145,14 @@ class RecvWaiter : public Operation {
   }
 
  protected:
-  explicit RecvWaiter(StreamCore* c) noexcept
-      : Operation(&RecvWaiter::leave, {WaitKind::recv, c != nullptr ? c->fd : -1, c}), core(c) {}
+  explicit RecvWaiter(StreamCore* c) noexcept : core(c) {}
   RecvWaiter(RecvWaiter&& o) noexcept : Operation(std::move(o)), core(o.core) {}
   ~RecvWaiter() {
     if (pending()) core->unpark(this);
+  }
+  template <class P>
+  bool prepare_recv(std::coroutine_handle<P> h) {
+    return prepare<&RecvWaiter::leave>(h, WaitKind::recv, core);
   }
 
  private:
