@@ -55,11 +55,12 @@ void StreamCore::maybe_arm() noexcept {
   IoRequest r;
   r.opcode = IoOpcode::recv;
   r.fd = fd;
-  // One multishot run can fill up to ~33 buffers before its CQEs are seen; a
-  // stream that has hit its cap takes one buffer per recv from then on.
+  // A stream that has hit its cap takes one buffer per recv from then on.
   r.multishot = !throttled_;
   r.select_buffer = true;
   r.buf_group = ring.group();
+  limited_ = r.multishot && svc->recv_limits();
+  if (limited_) r.multishot_limit = max_buffers * ring.buffer_size();
   svc->backend().start(r, this);
   armed_ = true;
 }
@@ -70,6 +71,17 @@ void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
   if ((flags & IORING_CQE_F_MORE) == 0) {
     self->armed_ = false;
     self->cancel_sent_ = false;
+    if (res == -EINVAL && self->limited_) {
+      // This kernel cannot limit a multishot recv: arm it again without.
+      self->limited_ = false;
+      if (self->svc != nullptr) self->svc->no_recv_limits();
+      if (self->orphaned) {
+        self->maybe_free();
+      } else {
+        self->maybe_arm();
+      }
+      return;
+    }
   }
   if ((flags & IORING_CQE_F_BUFFER) != 0) {
     const auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);

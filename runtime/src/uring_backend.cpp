@@ -269,6 +269,9 @@ class UringBackend final : public Backend {
       case IoOpcode::recv:
         if (r.multishot) {
           io_uring_prep_recv_multishot(sqe, r.fd, r.addr, r.len, static_cast<int>(r.op_flags));
+          // The total byte limit goes in the SQE's optlen, which liburing 2.3
+          // still calls file_index (Linux 6.17+; older kernels give -EINVAL).
+          sqe->file_index = r.multishot_limit;
         } else {
           io_uring_prep_recv(sqe, r.fd, r.addr, r.len, static_cast<int>(r.op_flags));
         }

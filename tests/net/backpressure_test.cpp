@@ -282,6 +282,7 @@ struct HoldOutcome {
   EchoStats at_probe;            // the server's counts when the stuck connection was measured
   bool peer_done_at_probe = false;
   std::size_t written_at_probe = 0;
+  bool recv_limits = false;
   EchoStats stats;
 };
 
@@ -311,6 +312,7 @@ Task<HoldOutcome> hold_scenario(std::size_t entries, int sock_buffers, std::size
   out.at_probe = server.stats();
   out.peer_done_at_probe = nr.done();
   out.written_at_probe = nr.written();
+  out.recv_limits = net::detail::NetService::of(EventLoop::current_or_throw()).recv_limits();
   nr.finish();
   (void)co_await eventually([&server] { return server.stats().active == 0; }, 5s);
   server.stop();
@@ -532,9 +534,15 @@ TEST_CASE("backpressure: a stuck connection holds at most max_pending_bytes of r
   CHECK(out.at_probe.errors == 0);
   CHECK(held <= kCap + 1);
   // Nor does it hold the peer's data on the heap instead: what the server took
-  // in for it is max_pending_bytes at most (plus the connection's own state).
-  CAPTURE(out.heap_growth);
-  CHECK(out.heap_growth < static_cast<std::int64_t>(kMaxPending + 64 * 1024));
+  // in for it is max_pending_bytes at most (plus the connection's own state),
+  // given the kernel's byte limit on multishot recvs (Linux 6.17+). Without
+  // it, one multishot run can bring whatever the socket had buffered.
+  CAPTURE(out.heap_growth, out.recv_limits);
+  if (out.recv_limits) {
+    CHECK(out.heap_growth < static_cast<std::int64_t>(kMaxPending + 64 * 1024));
+  } else {
+    WARN("no multishot recv limits on this kernel: heap grew by " << out.heap_growth);
+  }
   CHECK(out.stats.active == 0);
   CHECK(coring_test::count_open_fds() == fds);
 }

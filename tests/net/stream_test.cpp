@@ -886,3 +886,36 @@ TEST_CASE("regression: a stream closed under a stalled send_all, then its loop s
   CHECK(coring::FrameAllocator::live_frames() == frames);
   CHECK(coring_test::count_open_fds() == fds);
 }
+
+TEST_CASE("a stream at its cap takes in no more than its cap in bytes", "[net][stream]") {
+  auto body = []() -> Task<void> {
+    net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
+    Pair p = co_await make_pair(&listener);
+    p.server.set_max_buffers(2);
+    // Start receiving, and keep the first buffer: the stream is then at its cap
+    // as soon as one more buffer arrives.
+    const std::string first = "x";
+    net::SendResult w = co_await p.client.send_all(first);
+    REQUIRE(w);
+    net::Received held = co_await p.server.recv(5s);
+    REQUIRE(held);
+    // Far more than the cap, as fast as the kernel takes it.
+    const std::string flood = pattern(4 << 20, 11);
+    auto sending = coring::spawn(send_text(&p.client, &flood, 3s));
+    co_await coring::sleep_for(200ms);
+    const bool limits = net::detail::NetService::of(EventLoop::current_or_throw()).recv_limits();
+    INFO("kernel limits multishot recvs: " << limits);
+    CHECK(p.server.buffers_held() <= 2);
+    // With the kernel's byte limit, one multishot run brings at most the cap
+    // in bytes (2 x 16 KiB): the 1-byte first message took a whole buffer, so
+    // at most one buffer's worth went to the heap. Without it, a run brings
+    // what the socket had.
+    if (limits) CHECK(p.server.buffers_spilled() <= 1);
+    // Every byte still arrives, in order, once the application reads again.
+    held.buffer.reset();
+    ReadResult got = co_await read_until(&p.server, flood.size(), 10s);
+    CHECK(got.data == flood);
+    (void)co_await sending;
+  };
+  coring::run(body());
+}

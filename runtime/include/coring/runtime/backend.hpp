@@ -51,6 +51,10 @@ struct IoRequest {
   std::uint16_t buf_group = 0;   // provided-buffer group, with select_buffer
   bool select_buffer = false;    // IOSQE_BUFFER_SELECT
   bool multishot = false;        // accept/recv/poll multishot
+  // A multishot recv ends (final completion) once it has received this many
+  // bytes; 0: no limit. A backend that cannot limit it fails the operation
+  // with -EINVAL (io_uring before Linux 6.17).
+  std::uint32_t multishot_limit = 0;
 };
 
 // How the io_uring ring is set up. `automatic` tries each in this order.

@@ -65,6 +65,10 @@ class NetService final : public LoopService {
     return make_ring();
   }
   [[nodiscard]] bool has_ring() const noexcept { return ring_ != nullptr; }
+  // Whether a multishot recv can be given a byte limit (see StreamCore); found
+  // out by the first recv that tries (the kernel refuses it with EINVAL).
+  [[nodiscard]] bool recv_limits() const noexcept { return recv_limits_; }
+  void no_recv_limits() noexcept { recv_limits_ = false; }
   void configure(const NetOptions& options);
   [[nodiscard]] const NetOptions& options() const noexcept { return options_; }
 
@@ -89,6 +93,7 @@ class NetService final : public LoopService {
   EventLoop* loop_;
   NetOptions options_;
   std::unique_ptr<BufferRing> ring_;
+  bool recv_limits_ = true;
   SocketCore* head_ = nullptr;
   std::size_t sockets_ = 0;
   std::vector<StreamCore*> buffer_waiters_;

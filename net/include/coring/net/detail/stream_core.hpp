@@ -2,7 +2,10 @@
 // lifetime) and the multishot recv that feeds it.
 //
 // Receive path. The first recv() arms one multishot IORING_OP_RECV that selects
-// buffers from the loop's BufferRing. Each CQE carrying data is queued here (a
+// buffers from the loop's BufferRing, limited (Linux 6.17+) to the bytes the
+// connection may hold: max_buffers full buffers. The kernel ends it once that
+// much has arrived, and it is armed again as the application gives buffers
+// back. Each CQE carrying data is queued here (a
 // buffer id and a length) until recv() hands it out as a BufferLease. The recv
 // stays armed while the connection holds fewer than `max_buffers` ring buffers
 // (queued + leased): that is its read-ahead. At the cap the multishot is
@@ -11,15 +14,17 @@
 // application has given every buffer back. A multishot run can fill more
 // buffers than that before its CQEs are seen (the kernel retries a multishot
 // recv up to 32 times per wake-up): what arrives over the cap is copied to the
-// heap and its ring buffer recycled at once ("spilled"). So a peer whose data
-// the application does not consume (an echo peer that never reads what is sent
-// back) pins at most max_buffers ring buffers, plus a bounded heap copy of one
-// or two multishot runs, and never the ring. Streams that keep up never leave
-// the multishot fast path and never copy. A CQE without
-// IORING_CQE_F_MORE (the kernel ended the multishot) re-arms too; ENOBUFS (the
-// ring is empty) parks the stream in the NetService until a buffer is recycled,
-// so an exhausted ring never turns into a busy loop. EOF and errors are queued
-// behind the data received before them.
+// heap and its ring buffer recycled at once ("spilled"). With the byte limit,
+// what one run can bring is max_buffers buffers' worth of bytes, so the spill
+// is bounded by that too (a run of small messages takes one buffer each);
+// without it (older kernels) a run can bring whatever the socket had buffered
+// when the cap was reached. So a peer whose data the application does not
+// consume (an echo peer that never reads what is sent back) pins at most
+// max_buffers ring buffers, plus that heap copy, and never the ring. Streams that keep up never
+// leave the multishot fast path and never copy. A CQE without IORING_CQE_F_MORE (the kernel ended
+// the multishot) re-arms too; ENOBUFS (the ring is empty) parks the stream in the NetService until
+// a buffer is recycled, so an exhausted ring never turns into a busy loop. EOF and errors are
+// queued behind the data received before them.
 //
 // Sends. Every send_all in flight is linked into the core (`sends_`), so the
 // core outlives it: closing the stream cancels those sends, and each one
@@ -118,6 +123,7 @@ class StreamCore final : public SocketCore, private Completion {
   bool started_ = false;      // recv() was called once
   bool throttled_ = false;    // hit the cap: single-shot recvs until all is given back
   bool close_pending_ = false;
+  bool limited_ = false;  // the armed multishot recv carries a byte limit
   RecvWaiter* waiter_ = nullptr;
   SendAllAwaiter* sends_ = nullptr;  // send_all operations in flight (intrusive list)
   struct CloseOp : Completion {
