@@ -1,7 +1,9 @@
 #include "coring/runtime/join_handle.hpp"
 
 #include <fmt/core.h>
+#include <malloc.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <stdexcept>
 
@@ -132,6 +134,22 @@ void JoinHandleBase::throw_result() {
 }
 
 }  // namespace detail
+
+bool detail::in_await_chain(const void* leaf_frame, const PromiseBase& leaf,
+                            const void* address) noexcept {
+  const auto a = reinterpret_cast<std::uintptr_t>(address);
+  const void* frame = leaf_frame;
+  const PromiseBase* p = &leaf;
+  for (;;) {
+    // A frame is one malloc block (FrameAllocator), so its extent is known.
+    const auto f = reinterpret_cast<std::uintptr_t>(frame);
+    if (a >= f && a < f + ::malloc_usable_size(const_cast<void*>(frame))) return true;
+    if (p->is_root() || !p->parent_is_task_ || !p->continuation_) return false;
+    frame = p->continuation_.address();
+    // A task frame's promise is at the same place whatever its value type.
+    p = &std::coroutine_handle<PromiseBase>::from_address(const_cast<void*>(frame)).promise();
+  }
+}
 
 void TaskContext::unqueue() noexcept {
   queued_in_->replace_scheduled(queued_seq_, unwinder());

@@ -1,13 +1,10 @@
-// Mutex error messages and the per-thread registry of the lock-order checker
-// (see the implementation notes in mutex.hpp).
+// Mutex error messages and the lock-order checker (see the implementation
+// notes in mutex.hpp).
 #include "coring/sync/mutex.hpp"
 
 #include <fmt/core.h>
 
 #include <functional>
-#include <iterator>
-#include <unordered_map>
-#include <vector>
 
 namespace coring {
 namespace detail {
@@ -18,70 +15,28 @@ std::atomic<bool> lock_order_checking_enabled{false};
 std::atomic<bool> lock_order_checking_enabled{true};
 #endif
 
-namespace {
-
-// The mutexes each task context holds (tracked guards only), in no particular
-// order. An entry whose list empties is kept, with its capacity, so the next
-// outermost lock of that context allocates nothing; frame addresses are
-// recycled, so the keys stay few. Empty entries are swept once they dominate.
-class HeldLocks {
- public:
-  const Mutex* conflict(const TaskContext* ctx, const Mutex* m) const noexcept {
-    auto it = map_.find(ctx);
-    if (it == map_.end()) return nullptr;
-    const Mutex* worst = nullptr;
-    for (const Mutex* h : it->second) {
-      if (std::less<const Mutex*>{}(h, m)) continue;
-      if (worst == nullptr || std::less<const Mutex*>{}(worst, h)) worst = h;
+const Mutex* lock_order_conflict(TaskContext& ctx, const Mutex* m, const void* leaf_frame,
+                                 const PromiseBase& leaf) noexcept {
+  SyncTaskState* state = SyncTaskState::find(ctx);
+  if (state == nullptr) return nullptr;
+  const Mutex* worst = nullptr;
+  for (std::size_t i = 0; i < state->held.size();) {
+    auto* g = static_cast<MutexGuard*>(state->held[i]);
+    const Mutex* h = g->mutex();
+    if (std::less<const Mutex*>{}(h, m)) {  // in order: fine
+      ++i;
+      continue;
     }
-    return worst;
-  }
-  void track(const TaskContext* ctx, const Mutex* m) {
-    std::vector<const Mutex*>& held = map_[ctx];
-    if (held.empty()) ++nonempty_;
-    held.push_back(m);
-  }
-  void untrack(const TaskContext* ctx, const Mutex* m) noexcept {
-    auto it = map_.find(ctx);
-    if (it == map_.end()) return;  // released on another thread: nothing to undo here
-    std::vector<const Mutex*>& held = it->second;
-    for (std::size_t i = held.size(); i-- > 0;) {
-      if (held[i] != m) continue;
-      held[i] = held.back();
-      held.pop_back();
-      if (held.empty()) {
-        --nonempty_;
-        if (map_.size() > kSweepAbove && map_.size() > 4 * nonempty_) sweep();
-      }
-      return;
+    if (!in_await_chain(leaf_frame, leaf, g)) {
+      // The guard left this task's frames (moved into another task, or to the
+      // heap): the task does not hold it any more. Swap-removes entry i.
+      state->untrack(g);
+      continue;
     }
+    if (worst == nullptr || std::less<const Mutex*>{}(worst, h)) worst = h;
+    ++i;
   }
-
- private:
-  static constexpr std::size_t kSweepAbove = 1024;
-  void sweep() noexcept {
-    for (auto it = map_.begin(); it != map_.end();) {
-      it = it->second.empty() ? map_.erase(it) : std::next(it);
-    }
-  }
-  std::unordered_map<const TaskContext*, std::vector<const Mutex*>> map_;
-  std::size_t nonempty_ = 0;
-};
-
-thread_local HeldLocks tls_held;
-
-}  // namespace
-
-const Mutex* lock_order_conflict(const TaskContext* ctx, const Mutex* m) noexcept {
-  return tls_held.conflict(ctx, m);
-}
-
-void lock_order_track(const TaskContext* ctx, const Mutex* m) {
-  tls_held.track(ctx, m);
-}
-
-void lock_order_untrack(const TaskContext* ctx, const Mutex* m) noexcept {
-  tls_held.untrack(ctx, m);
+  return worst;
 }
 
 void throw_lock_order_violation(const Mutex& held, const Mutex& wanted) {

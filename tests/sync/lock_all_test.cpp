@@ -6,6 +6,7 @@
 
 #include <array>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -216,9 +217,20 @@ TEST_CASE("a lock_all cancelled half-way releases what it took", "[sync][lock_al
     }
     CHECK_FALSE(ms[0].locked());
     CHECK(ms[1].waiting() == 0);
+    // The same for a lock_all that times out. ms[1] now held by another task
+    // (this one holding it and locking ms[0] would break the lock order).
+    hold_hi.unlock();
+    coring::Event done;
+    auto holder = coring::spawn([](Mutex& hi, coring::Event& go) -> Task<void> {
+      MutexGuard g = co_await hi.lock();
+      co_await go.wait();
+    }(ms[1], done));
+    co_await coring::yield_now();
     const bool timed_out = !co_await coring::with_timeout(5ms, coring::lock_all(ms[0], ms[1]));
     CHECK(timed_out);
     CHECK_FALSE(ms[0].locked());
+    done.set();
+    co_await holder;
   };
   coring::run(body());
 }
@@ -233,4 +245,141 @@ TEST_CASE("lock_all leaks no frames", "[sync][lock_all]") {
   };
   coring::run(body());
   CHECK(coring::FrameAllocator::live_frames() == before);
+}
+
+// ---- what "holds" means: the record follows the guard (issue 8, bug 2) ----
+
+namespace {
+
+Task<MutexGuard> lock_and_return(Mutex& m) {
+  MutexGuard g = co_await m.lock();
+  co_return g;
+}
+
+Task<std::optional<MutexGuard>> lock_within(Mutex& m) {
+  co_return co_await coring::with_timeout(1s, m.lock());
+}
+
+Task<void> hold_for_a_while(MutexGuard g, int* released_at_step, int* step) {
+  co_await coring::yield_now();
+  co_await coring::yield_now();
+  *released_at_step = ++*step;
+  g.unlock();
+}
+
+}  // namespace
+
+TEST_CASE("regression: a task that returned its guard and ended leaves no record behind",
+          "[sync][lock_all]") {
+  CheckingScope checking(true);
+  bool second_got_it = false;
+  auto body = [&]() -> Task<void> {
+    Mutex m("m");
+    // The first task locks, returns its guard to us and ends; the second one,
+    // likely built in the same recycled frame, must wait for the mutex, not
+    // be told it already holds it.
+    for (int round = 0; round < 3; ++round) {
+      auto first = coring::spawn(lock_and_return(m));
+      MutexGuard kept = co_await first;
+      auto second = coring::spawn([](Mutex& mx, bool* got) -> Task<void> {
+        MutexGuard g = co_await mx.lock();
+        *got = true;
+      }(m, &second_got_it));
+      co_await coring::yield_now();
+      CHECK(m.waiting() == 1);
+      kept.unlock();
+      const coring::Outcome<void> o = co_await second.join();
+      CHECK(o.has_value());  // not a LockOrderViolation
+    }
+  };
+  coring::run(body());
+  CHECK(second_got_it);
+}
+
+TEST_CASE("regression: locking through a helper task from two tasks waits, does not throw",
+          "[sync][lock_all]") {
+  CheckingScope checking(true);
+  std::vector<int> order;
+  auto body = [&]() -> Task<void> {
+    Mutex m("m");
+    auto user = [](Mutex& mx, std::vector<int>* out, int id) -> Task<void> {
+      std::optional<MutexGuard> g = co_await lock_within(mx);
+      REQUIRE(g.has_value());
+      out->push_back(id);
+      co_await coring::yield_now();
+      co_await coring::yield_now();
+    };
+    auto a = coring::spawn(user(m, &order, 1));
+    auto b = coring::spawn(user(m, &order, 2));
+    const coring::Outcome<void> oa = co_await a.join();
+    const coring::Outcome<void> ob = co_await b.join();
+    CHECK(oa.has_value());
+    CHECK(ob.has_value());  // the second waited for the first: no false violation
+  };
+  coring::run(body());
+  CHECK(order == std::vector<int>{1, 2});
+}
+
+TEST_CASE("regression: a guard moved into another task no longer counts for the first",
+          "[sync][lock_all]") {
+  CheckingScope checking(true);
+  int step = 0;
+  int released_at = 0;
+  int locked_low_at = 0;
+  auto body = [&]() -> Task<void> {
+    std::array<Mutex, 2> ms{Mutex("low"), Mutex("high")};  // low < high: the order
+    MutexGuard high = co_await ms[1].lock();
+    // Hand the high lock to another task, then lock the low one: this task does
+    // not hold `high` any more, so this is not a nesting against the order.
+    auto holder = coring::spawn(hold_for_a_while(std::move(high), &released_at, &step));
+    MutexGuard low = co_await ms[0].lock();
+    locked_low_at = ++step;
+    low.unlock();
+    co_await holder;
+    CHECK_FALSE(ms[0].locked());
+    CHECK_FALSE(ms[1].locked());
+  };
+  coring::run(body());
+  CHECK(locked_low_at == 1);
+  CHECK(released_at == 2);
+}
+
+TEST_CASE("a guard returned by a helper into the task's own frame still counts",
+          "[sync][lock_all]") {
+  CheckingScope checking(true);
+  auto body = []() -> Task<std::string> {
+    std::array<Mutex, 2> ms{Mutex("low"), Mutex("high")};
+    MutexGuard high = co_await lock_and_return(ms[1]);  // held by this task, in its frame
+    try {
+      MutexGuard low = co_await ms[0].lock();
+    } catch (const LockOrderViolation& e) {
+      co_return e.what();
+    }
+    co_return "";
+  };
+  const std::string msg = coring::run(body());
+  CHECK_THAT(msg, Catch::Contains("locking 'low' while holding 'high'"));
+}
+
+TEST_CASE("a guard held from lock_all counts for the task, and is forgotten when it ends",
+          "[sync][lock_all]") {
+  CheckingScope checking(true);
+  auto body = []() -> Task<std::string> {
+    std::array<Mutex, 3> ms{Mutex("a"), Mutex("b"), Mutex("c")};
+    std::string what;
+    {
+      auto both = co_await coring::lock_all(ms[1], ms[2]);
+      try {
+        MutexGuard a = co_await ms[0].lock();
+      } catch (const LockOrderViolation& e) {
+        what = e.what();
+      }
+    }
+    // Released: locking `a` now is fine.
+    MutexGuard a = co_await ms[0].lock();
+    CHECK(a.owns_lock());
+    co_return what;
+  };
+  const std::string msg = coring::run(body());
+  CHECK_THAT(msg, Catch::Contains("locking 'a' while holding 'c'"));
 }

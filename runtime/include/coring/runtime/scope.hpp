@@ -73,7 +73,7 @@ class [[nodiscard]] ScopeAwaiter : private CancelSlot, private TimerNode {
       deadline = deadline_after(timeout_);
       timers_->add(this);
     }
-    child_.promise().attach_parent(parent, &inner_);
+    child_.promise().attach_parent(parent, &inner_, std::is_base_of_v<PromiseBase, P>);
     if constexpr (std::is_base_of_v<PromiseBase, P>) {
       return transfer_to(child_);
     } else {

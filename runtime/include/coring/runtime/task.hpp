@@ -76,9 +76,11 @@ class PromiseBase {
   void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
   // Wiring used by Task's awaiter: run in the awaiter's context, return to it.
-  void attach_parent(std::coroutine_handle<> parent, TaskContext* ctx) noexcept {
+  void attach_parent(std::coroutine_handle<> parent, TaskContext* ctx,
+                     bool parent_is_task) noexcept {
     continuation_ = parent;
     ctx_ = ctx;
+    parent_is_task_ = parent_is_task;
   }
 
   [[nodiscard]] bool failed() const noexcept { return exception_ != nullptr; }
@@ -126,9 +128,18 @@ class PromiseBase {
   JoinOp* joiner_ = nullptr;          // the join waiting for this root, if any
   std::string* name_ = nullptr;       // allocated only for named tasks
   bool done_ = false;
+  bool parent_is_task_ = false;  // an awaited child whose awaiter is a coring task
 
   void end_cancelled() noexcept;
+  friend bool in_await_chain(const void* leaf_frame, const PromiseBase& leaf,
+                             const void* address) noexcept;
 };
+
+// Whether `address` lies in a frame of the await chain that `leaf` (whose
+// frame starts at `leaf_frame`) belongs to: its own frame, its awaiter's, and
+// so on up to the spawned task. Tells whether an object (a MutexGuard) still
+// lives in the frames of a task. Not cheap: for diagnostics.
+bool in_await_chain(const void* leaf_frame, const PromiseBase& leaf, const void* address) noexcept;
 
 // The caller's side of a spawned task, without its value type: the state of the
 // task as the handle sees it. The task settles it when it ends (see
@@ -341,6 +352,9 @@ inline void JoinHandleBase::steal(JoinHandleBase& o) noexcept {
 template <class T>
 class TaskPromise final : public PromiseBase {
   static_assert(!std::is_reference_v<T>, "Task<T&> is not supported; return a pointer");
+  // Every task promise sits at the same offset in its frame (in_await_chain
+  // walks from frame to promise without the value type).
+  static_assert(alignof(std::optional<T>) <= 16, "Task<T> of an over-aligned T is not supported");
 
  public:
   Task<T> get_return_object() noexcept;
@@ -418,7 +432,8 @@ class [[nodiscard]] Task {
     bool await_ready() const noexcept { return false; }
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
-      h_.promise().attach_parent(parent, context_of(parent));
+      h_.promise().attach_parent(parent, context_of(parent),
+                                 std::is_base_of_v<detail::PromiseBase, P>);
       if constexpr (std::is_base_of_v<detail::PromiseBase, P>) {
         return detail::transfer_to(h_);
       } else {

@@ -27,17 +27,25 @@
 // this order. Checking is on by default when the sync library is built without
 // NDEBUG, and set_lock_order_checking() switches it for the whole process.
 //
-// Implementation notes for the checker. "Per task" means per TaskContext (the
-// context of the spawned task; a with_timeout nests its own). Each thread keeps
-// a map from context to the mutexes that context holds through tracked guards;
-// a lock() looks up its own context (O(1), then O(locks this task holds)), a
-// guard's release removes its mutex. A context's entry is kept when it empties,
-// so in steady state nothing is allocated; frame addresses are recycled, so the
-// keys stay few, and empty entries are swept once they outnumber the live ones
-// four to one. try_lock() never waits, so it cannot be the waiting side of a
-// deadlock cycle; it has no task context at hand, so its guards are not
-// tracked. A lock taken inside with_timeout is tracked under the timeout's
-// nested context. Switched off, a lock costs one relaxed atomic load more.
+// What "holds" means. A task holds the mutexes of the guards it locked through
+// with co_await lock() (or lock_all()) as long as those guards live in its own
+// frames (the frames of its chain of awaited tasks). A guard returned to the
+// caller's frame still counts; one moved into another task (passed to spawn,
+// pushed through a queue) or to the heap no longer counts for anybody: the
+// checker never reports a lock a task does not hold, and a guard that changed
+// hands is not checked. try_lock() never waits, so it cannot be the waiting side
+// of a deadlock cycle; its guards are not tracked.
+//
+// Implementation notes for the checker. The record of a held lock lives with
+// its guard: a tracked guard is registered, by address, in its task's sync state
+// (detail/task_state.hpp, kept in the spawned task's TaskContext) and tells that
+// state when it moves or unlocks. When the task ends, its state goes and every
+// guard still registered forgets it: a finished task leaves nothing behind
+// (frame addresses are recycled). A lock() walks its task's guards (a few);
+// only for one that would conflict does it check that the guard still lives in
+// the task's frames (runtime's in_await_chain, one malloc_usable_size per
+// frame), and unregisters it if not. Switched off, a lock costs one relaxed
+// atomic load more.
 #pragma once
 
 #include <atomic>
@@ -46,6 +54,8 @@
 #include <string>
 #include <utility>
 
+#include "coring/runtime/task.hpp"
+#include "coring/sync/detail/task_state.hpp"
 #include "coring/sync/wait_list.hpp"
 
 namespace coring {
@@ -61,10 +71,11 @@ class LockOrderViolation : public std::logic_error {
 
 namespace detail {
 extern std::atomic<bool> lock_order_checking_enabled;
-// The highest-ordered mutex `ctx` holds that `m` does not come after, or null.
-const Mutex* lock_order_conflict(const TaskContext* ctx, const Mutex* m) noexcept;
-void lock_order_track(const TaskContext* ctx, const Mutex* m);
-void lock_order_untrack(const TaskContext* ctx, const Mutex* m) noexcept;
+// The highest-ordered mutex the task of `ctx` holds that `m` does not come
+// after, or null; `leaf_frame`/`leaf` are the frame and promise of the
+// coroutine that locks (see "What holds means").
+const Mutex* lock_order_conflict(TaskContext& ctx, const Mutex* m, const void* leaf_frame,
+                                 const PromiseBase& leaf) noexcept;
 [[noreturn]] void throw_lock_order_violation(const Mutex& held, const Mutex& wanted);
 }  // namespace detail
 
@@ -75,17 +86,18 @@ inline void set_lock_order_checking(bool on) noexcept {
   return detail::lock_order_checking_enabled.load(std::memory_order_relaxed);
 }
 
-// Owns a locked Mutex; unlocks it when destroyed. Move-only.
-class MutexGuard {
+// Owns a locked Mutex; unlocks it when destroyed. Move-only. As on every
+// owning handle of coring, unlock() gives the mutex back now and release()
+// stops owning it without unlocking.
+class MutexGuard : private detail::HeldLock {
  public:
   MutexGuard() noexcept = default;
-  MutexGuard(MutexGuard&& o) noexcept
-      : mutex_(std::exchange(o.mutex_, nullptr)), ctx_(std::exchange(o.ctx_, nullptr)) {}
+  MutexGuard(MutexGuard&& o) noexcept : mutex_(std::exchange(o.mutex_, nullptr)) { follow(o); }
   MutexGuard& operator=(MutexGuard&& o) noexcept {
     if (this != &o) {
       unlock();
       mutex_ = std::exchange(o.mutex_, nullptr);
-      ctx_ = std::exchange(o.ctx_, nullptr);
+      follow(o);
     }
     return *this;
   }
@@ -104,11 +116,19 @@ class MutexGuard {
  private:
   friend class Mutex;
   friend class Condition;
-  // `ctx` is non-null when the lock-order checker tracks this guard.
-  MutexGuard(Mutex& m, const TaskContext* ctx) noexcept : mutex_(&m), ctx_(ctx) {}
+  friend const Mutex* detail::lock_order_conflict(TaskContext&, const Mutex*, const void*,
+                                                  const detail::PromiseBase&) noexcept;
+  explicit MutexGuard(Mutex& m) noexcept : mutex_(&m) {}
+  // The lock-order record moves with the guard.
+  void follow(MutexGuard& o) noexcept {
+    tracker = std::exchange(o.tracker, nullptr);
+    if (tracker != nullptr) tracker->moved(&o, this);
+  }
+  void stop_tracking() noexcept {
+    if (tracker != nullptr) tracker->untrack(this);
+  }
 
   Mutex* mutex_ = nullptr;
-  const TaskContext* ctx_ = nullptr;
 };
 
 class Mutex {
@@ -127,7 +147,7 @@ class Mutex {
   [[nodiscard]] std::optional<MutexGuard> try_lock() noexcept {
     if (locked_) return std::nullopt;
     locked_ = true;
-    return MutexGuard(*this, nullptr);
+    return MutexGuard(*this);
   }
 
   // Unlocks a mutex locked through a released guard. Throws std::logic_error if
@@ -146,11 +166,13 @@ class Mutex {
     bool await_ready() const noexcept { return false; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-      TaskContext* ctx = context_of(h);
-      if (ctx != nullptr && lock_order_checking()) {
-        conflict_ = detail::lock_order_conflict(ctx, &mutex_);
-        if (conflict_ != nullptr) return false;
-        ctx_ = ctx;
+      if constexpr (std::is_base_of_v<detail::PromiseBase, P>) {
+        TaskContext* ctx = context_of(h);
+        if (ctx != nullptr && lock_order_checking()) {
+          conflict_ = detail::lock_order_conflict(*ctx, &mutex_, h.address(), h.promise());
+          if (conflict_ != nullptr) return false;
+          ctx_ = ctx;
+        }
       }
       if (!mutex_.locked_) {
         mutex_.locked_ = true;
@@ -162,17 +184,15 @@ class Mutex {
     MutexGuard await_resume() {
       check();
       if (conflict_ != nullptr) detail::throw_lock_order_violation(*conflict_, mutex_);
-      MutexGuard g(mutex_, nullptr);
-      if (ctx_ != nullptr) {
-        detail::lock_order_track(ctx_, &mutex_);  // may throw: g then unlocks
-        g.ctx_ = ctx_;
-      }
+      MutexGuard g(mutex_);
+      // May throw (no memory for the record): g then unlocks.
+      if (ctx_ != nullptr) detail::SyncTaskState::of(*ctx_).track(&g);
       return g;
     }
 
    private:
     Mutex& mutex_;
-    const TaskContext* ctx_ = nullptr;
+    TaskContext* ctx_ = nullptr;  // the task's, when the checker tracks the guard
     const Mutex* conflict_ = nullptr;
   };
 
@@ -195,14 +215,13 @@ class Mutex {
 
 inline void MutexGuard::unlock() noexcept {
   if (Mutex* m = std::exchange(mutex_, nullptr)) {
-    if (const TaskContext* ctx = std::exchange(ctx_, nullptr)) detail::lock_order_untrack(ctx, m);
+    stop_tracking();
     m->unlock_unchecked();
   }
 }
 
 inline Mutex* MutexGuard::release() noexcept {
-  if (const TaskContext* ctx = std::exchange(ctx_, nullptr))
-    detail::lock_order_untrack(ctx, mutex_);
+  stop_tracking();
   return std::exchange(mutex_, nullptr);
 }
 

@@ -1,10 +1,14 @@
 // The per-task state that sync keeps in a spawned task's TaskContext (a
-// ContextExtension, see runtime/task_context.hpp): the task's TaskLocal values.
-// Created on first use, destroyed when the task ends.
+// ContextExtension, see runtime/task_context.hpp): the task's TaskLocal values
+// and the guards through which it holds mutexes (for the lock-order checker,
+// mutex.hpp). Created on first use, destroyed when the task ends: a finished
+// task leaves no record behind.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "coring/runtime/task_context.hpp"
 
@@ -18,13 +22,22 @@ struct TaskLocalValue {
   void (*destroy)(TaskLocalValue* self) noexcept = nullptr;
 };
 
+class SyncTaskState;
+
+// The record a tracked MutexGuard carries: the state of the task that locked
+// through it (null when untracked).
+struct HeldLock {
+  SyncTaskState* tracker = nullptr;
+};
+
 class SyncTaskState final : public ContextExtension {
  public:
   SyncTaskState() noexcept = default;
   SyncTaskState(const SyncTaskState&) = delete;
   SyncTaskState& operator=(const SyncTaskState&) = delete;
-  // Values are destroyed most recent first.
+  // Values are destroyed most recent first; guards still tracked stop being.
   ~SyncTaskState() override {
+    for (HeldLock* h : held) h->tracker = nullptr;
     while (TaskLocalValue* v = locals) {
       locals = v->next;
       v->destroy(v);
@@ -44,7 +57,25 @@ class SyncTaskState final : public ContextExtension {
     return ref;
   }
 
+  // ---- held locks: the tracked guards, by address (a guard that moves says so) ----
+  void track(HeldLock* h) {
+    held.push_back(h);
+    h->tracker = this;
+  }
+  void untrack(HeldLock* h) noexcept {
+    auto it = std::find(held.begin(), held.end(), h);
+    if (it != held.end()) {
+      *it = held.back();
+      held.pop_back();
+    }
+    h->tracker = nullptr;
+  }
+  void moved(HeldLock* from, HeldLock* to) noexcept {
+    std::replace(held.begin(), held.end(), from, to);
+  }
+
   TaskLocalValue* locals = nullptr;
+  std::vector<HeldLock*> held;
 };
 
 }  // namespace coring::detail
