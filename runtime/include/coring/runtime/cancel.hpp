@@ -99,16 +99,6 @@ inline constexpr bool is_operation_v =
     std::is_base_of_v<Operation, std::remove_cvref_t<awaiter_of_t<A>>>;
 
 template <class T>
-class [[nodiscard]] ShieldAwaiter : public ScopeAwaiter<T> {
- public:
-  explicit ShieldAwaiter(Task<T>&& t) noexcept : ScopeAwaiter<T>(std::move(t), ScopeMode::shield) {}
-  T await_resume() {
-    this->finish();
-    return this->take();
-  }
-};
-
-template <class T>
 class [[nodiscard]] CaptureAwaiter : public ScopeAwaiter<T> {
  public:
   explicit CaptureAwaiter(Task<T>&& t) noexcept
@@ -121,6 +111,18 @@ class [[nodiscard]] CaptureAwaiter : public ScopeAwaiter<T> {
 
 }  // namespace detail
 
+// What shield(task) gives: the task in a scope that no cancellation reaches.
+template <class T>
+class [[nodiscard]] ShieldedTask : public detail::ScopeAwaiter<T> {
+ public:
+  explicit ShieldedTask(Task<T>&& t) noexcept
+      : detail::ScopeAwaiter<T>(std::move(t), detail::ScopeMode::shield) {}
+  T await_resume() {
+    this->finish();
+    return this->take();
+  }
+};
+
 // See the header comment. A Task is run in a shielded scope; an operation of
 // the library (a recv, a pop, a sleep...) is simply not registered for
 // cancellation; anything else is wrapped in a Task.
@@ -128,7 +130,7 @@ template <class A>
 auto shield(A&& awaitable) {
   if constexpr (detail::is_task_v<std::remove_cvref_t<A>>) {
     static_assert(!std::is_lvalue_reference_v<A>, "shield() takes a Task by value (std::move it)");
-    return detail::ShieldAwaiter<typename std::remove_cvref_t<A>::value_type>(std::move(awaitable));
+    return ShieldedTask<typename std::remove_cvref_t<A>::value_type>(std::move(awaitable));
   } else if constexpr (detail::is_operation_v<A>) {
     std::remove_cvref_t<detail::awaiter_of_t<A>> op =
         detail::get_awaiter(std::forward<A>(awaitable));

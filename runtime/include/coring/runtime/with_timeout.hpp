@@ -122,15 +122,18 @@ class TimedOperationStorage<A, true> {
   Awaiter awaiter_;
 };
 
-// An operation given a timeout.
+}  // namespace detail
+
+// What with_timeout(d, op) gives for an operation of the library: the
+// operation with a timeout, its result in the shape above.
 template <class A>
-class [[nodiscard]] TimedOperation : private TimedOperationStorage<A> {
-  using Awaiter = std::remove_cvref_t<awaiter_of_t<A>>;
+class [[nodiscard]] TimedOperation : private detail::TimedOperationStorage<A> {
+  using Awaiter = std::remove_cvref_t<detail::awaiter_of_t<A>>;
   using R = decltype(std::declval<Awaiter&>().await_resume());
-  using Shape = timeout_shape<R>;
+  using Shape = detail::timeout_shape<R>;
 
  public:
-  TimedOperation(A&& a, Duration timeout) : TimedOperationStorage<A>(std::forward<A>(a)) {
+  TimedOperation(A&& a, Duration timeout) : detail::TimedOperationStorage<A>(std::forward<A>(a)) {
     this->op().set_timeout(timeout);
   }
   TimedOperation(const TimedOperation&) = delete;
@@ -141,7 +144,7 @@ class [[nodiscard]] TimedOperation : private TimedOperationStorage<A> {
   decltype(auto) await_suspend(std::coroutine_handle<P> h) {
     return this->op().await_suspend(h);
   }
-  timeout_result_t<R> await_resume() {
+  detail::timeout_result_t<R> await_resume() {
     Awaiter& op = this->op();
     if constexpr (std::is_void_v<R>) {
       if (op.timed_out()) return false;
@@ -158,25 +161,23 @@ class [[nodiscard]] TimedOperation : private TimedOperationStorage<A> {
   }
 };
 
-// A Task in a scope whose timer cancels it.
+// What with_timeout(d, task) gives: the task in a scope whose timer cancels it.
 template <class T>
-class [[nodiscard]] TimedTask : public ScopeAwaiter<T> {
+class [[nodiscard]] TimedTask : public detail::ScopeAwaiter<T> {
  public:
   TimedTask(Task<T>&& t, Duration timeout) noexcept
-      : ScopeAwaiter<T>(std::move(t), ScopeMode::timeout, timeout) {}
-  timeout_result_t<T> await_resume() {
+      : detail::ScopeAwaiter<T>(std::move(t), detail::ScopeMode::timeout, timeout) {}
+  detail::timeout_result_t<T> await_resume() {
     this->finish();
-    if (this->child_cancelled()) return timeout_shape<T>::timed_out();
+    if (this->child_cancelled()) return detail::timeout_shape<T>::timed_out();
     if constexpr (std::is_void_v<T>) {
       this->take();
       return true;
     } else {
-      return timeout_shape<T>::wrap(this->take());
+      return detail::timeout_shape<T>::wrap(this->take());
     }
   }
 };
-
-}  // namespace detail
 
 // See the header comment.
 template <class A>
@@ -185,9 +186,9 @@ auto with_timeout(Duration timeout, A&& awaitable) {
     static_assert(!std::is_lvalue_reference_v<A>,
                   "with_timeout() takes a Task by value (std::move it)");
     using T = typename std::remove_cvref_t<A>::value_type;
-    return detail::TimedTask<T>(std::move(awaitable), timeout);
+    return TimedTask<T>(std::move(awaitable), timeout);
   } else if constexpr (detail::is_operation_v<A>) {
-    return detail::TimedOperation<A>(std::forward<A>(awaitable), timeout);
+    return TimedOperation<A>(std::forward<A>(awaitable), timeout);
   } else {
     return with_timeout(timeout, detail::as_task(std::forward<A>(awaitable)));
   }
