@@ -1,7 +1,9 @@
-// The program shown in README.md, kept compiling and correct by the test suite.
+// The programs shown in README.md, kept compiling and correct by the test suite.
 #include <catch2/catch.hpp>
 #include <coring/coring.hpp>
 
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 using namespace std::chrono_literals;
@@ -69,4 +71,100 @@ coring::Task<std::string> echo_once(std::string text) {
 
 TEST_CASE("the README's echo server echoes", "[net][readme]") {
   CHECK(coring::run(readme::echo_once("hello, coring")) == "hello, coring");
+}
+
+namespace readme {
+
+// ---- "Cancellation and timeouts" ----
+
+coring::Task<void> echo_until_eof(coring::net::TcpStream& s) {
+  for (;;) {
+    coring::net::Received r = co_await s.recv();
+    if (!r) co_return;
+    auto w = co_await s.send_all(r.data());
+    if (!w) co_return;
+  }
+}
+
+coring::Task<void> say_goodbye(coring::net::TcpStream& s) {
+  (void)co_await s.send_all("bye\n", 1s);  // with a timeout: a value, never a hang
+}
+
+coring::Task<void> session(coring::net::TcpStream s) {
+  // However the echo loop ends -- EOF, an error, or this task cancelled -- the
+  // goodbye is awaited (shielded from the cancel) before the task ends.
+  co_await coring::try_finally(echo_until_eof(s), say_goodbye(s));
+}
+
+coring::Task<bool> serve_briefly(coring::net::TcpStream s) {
+  auto h = coring::spawn(session(std::move(s)));
+  co_await coring::sleep_for(50ms);
+  h.cancel();                                   // unwinds it: no exception anywhere
+  coring::Outcome<void> o = co_await h.join();  // never throws for the task
+  co_return o.cancelled();                      // true
+}
+
+coring::Task<void> waits(coring::net::TcpStream& s, coring::Queue<int>& jobs,
+                         coring::Event& ready) {
+  coring::net::Received r = co_await s.recv(5s);   // r.error == std::errc::timed_out
+  std::optional<int> job = co_await jobs.pop(1s);  // nullopt: timed out (closed() tells)
+  bool set = co_await coring::with_timeout(2s, ready.wait());  // false: timed out
+  CHECK(r.error == std::errc::timed_out);
+  CHECK_FALSE(job.has_value());
+  CHECK_FALSE(jobs.closed());
+  CHECK_FALSE(set);
+}
+
+struct CancelRun {
+  bool cancelled = false;
+  std::string client_got;
+};
+
+coring::Task<CancelRun> cancel_a_session() {
+  CancelRun out;
+  auto listener = coring::net::TcpListener::bind(coring::net::Address::loopback_v4());
+  auto connecting = coring::spawn(coring::net::connect(listener.local_address(), 1s));
+  coring::net::Accepted a = co_await listener.accept(1s);
+  coring::net::Connected c = co_await connecting;
+  if (!a || !c) throw std::runtime_error("no connection");
+  auto w = co_await c.stream.send_all("hi\n");
+  if (!w) throw std::system_error(w.error);
+  auto serving = coring::spawn(serve_briefly(std::move(a.stream)));
+  for (;;) {  // the echo, then the goodbye, then EOF
+    coring::net::Received r = co_await c.stream.recv(2s);
+    if (!r) break;
+    out.client_got += r.buffer.as_string_view();
+  }
+  out.cancelled = co_await serving;
+  co_return out;
+}
+
+// The timeouts of `waits`, shortened so that the test does not wait 8 s.
+coring::Task<void> short_waits() {
+  auto listener = coring::net::TcpListener::bind(coring::net::Address::loopback_v4());
+  auto connecting = coring::spawn(coring::net::connect(listener.local_address(), 1s));
+  coring::net::Accepted a = co_await listener.accept(1s);
+  coring::net::Connected c = co_await connecting;
+  coring::Queue<int> jobs;
+  coring::Event ready;
+  coring::net::Received r = co_await a.stream.recv(5ms);
+  std::optional<int> job = co_await jobs.pop(5ms);
+  bool set = co_await coring::with_timeout(5ms, ready.wait());
+  CHECK(r.error == std::errc::timed_out);
+  CHECK_FALSE(job.has_value());
+  CHECK_FALSE(set);
+  (void)waits;  // the README's version, with its longer timeouts, compiles
+}
+
+}  // namespace readme
+
+TEST_CASE("the README's cancelled session awaits its goodbye, then ends cancelled",
+          "[net][readme]") {
+  const readme::CancelRun run = coring::run(readme::cancel_a_session());
+  CHECK(run.client_got == "hi\nbye\n");
+  CHECK(run.cancelled);
+}
+
+TEST_CASE("the README's timeouts come back as values", "[net][readme]") {
+  coring::run(readme::short_waits());
 }
