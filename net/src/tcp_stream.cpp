@@ -120,6 +120,9 @@ void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
     // Not ours (we cancel only to pause at the cap): the loop is shutting down
     // and cancelled everything. Re-arming would only keep it waiting.
     if (!cancel_requested && self->end_ == 0) self->end_ = res;
+  } else if (res == -EINTR) {
+    // Interrupted by the kernel, not by us: not an end of the stream (the
+    // recv is armed again below, as after any final completion).
   } else if (res < 0) {
     if (self->end_ == 0) self->end_ = res;
   }
