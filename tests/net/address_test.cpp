@@ -52,7 +52,7 @@ struct Fd {
 
 static_assert(std::is_base_of_v<std::invalid_argument, AddressError>);
 
-TEST_CASE("Address: IPv4 text round-trips and lands in the sockaddr", "[net]") {
+TEST_CASE("Address: IPv4 text round-trips and lands in the sockaddr", "[net][address]") {
   const Address a = Address::parse("127.0.0.1:15000");
   CHECK(a.family() == AF_INET);
   CHECK(a.port() == 15000);
@@ -75,7 +75,7 @@ TEST_CASE("Address: IPv4 text round-trips and lands in the sockaddr", "[net]") {
   CHECK(Address::parse("1.2.3.4:080").port() == 80);
 }
 
-TEST_CASE("Address: port is stored in network byte order", "[net]") {
+TEST_CASE("Address: port is stored in network byte order", "[net][address]") {
   // 258 = 0x0102: the first byte on the wire must be 0x01.
   const Address a = Address::parse("1.2.3.4:258");
   const sockaddr_in sin = raw_v4(a);
@@ -89,7 +89,7 @@ TEST_CASE("Address: port is stored in network byte order", "[net]") {
   CHECK(std::memcmp(&sin.sin_addr, expected_addr, 4) == 0);
 }
 
-TEST_CASE("Address: IPv6 text round-trips in brackets", "[net]") {
+TEST_CASE("Address: IPv6 text round-trips in brackets", "[net][address]") {
   const Address a = Address::parse("[::1]:8080");
   CHECK(a.family() == AF_INET6);
   CHECK(a.port() == 8080);
@@ -109,7 +109,7 @@ TEST_CASE("Address: IPv6 text round-trips in brackets", "[net]") {
   CHECK(Address::parse("[::ffff:1.2.3.4]:80").is_v6());
 }
 
-TEST_CASE("Address: IPv6 zone is kept, printed numerically and parsed back", "[net]") {
+TEST_CASE("Address: IPv6 zone is kept, printed numerically and parsed back", "[net][address]") {
   const Address a = Address::parse("[fe80::1%2]:80");
   CHECK(raw_v6(a).sin6_scope_id == 2);
   CHECK(a.host() == "fe80::1%2");
@@ -123,7 +123,7 @@ TEST_CASE("Address: IPv6 zone is kept, printed numerically and parsed back", "[n
   CHECK(raw_v6(lo).sin6_scope_id != 0);
 }
 
-TEST_CASE("Address: host and port given apart", "[net]") {
+TEST_CASE("Address: host and port given apart", "[net][address]") {
   CHECK(Address::parse("127.0.0.1", 80) == Address::parse("127.0.0.1:80"));
   CHECK(Address::parse("::1", 80) == Address::parse("[::1]:80"));
   CHECK(Address::parse("[::1]", 80) == Address::parse("[::1]:80"));
@@ -131,7 +131,7 @@ TEST_CASE("Address: host and port given apart", "[net]") {
   CHECK(Address::parse("fe80::1%7", 1).to_string() == "[fe80::1%7]:1");
 }
 
-TEST_CASE("Address: parse errors quote the input and say what is wrong", "[net]") {
+TEST_CASE("Address: parse errors quote the input and say what is wrong", "[net][address]") {
   CHECK_THROWS_AS(Address::parse("256.1.1.1:80"), AddressError);
   CHECK_THROWS_AS(Address::parse("256.1.1.1:80"), std::invalid_argument);
 
@@ -220,7 +220,7 @@ TEST_CASE("Address: parse errors quote the input and say what is wrong", "[net]"
                     Contains("contains a NUL character"));
 }
 
-TEST_CASE("Address: two-argument parse errors name the host", "[net]") {
+TEST_CASE("Address: two-argument parse errors name the host", "[net][address]") {
   CHECK_THROWS_WITH(Address::parse("", 80), Contains("\"\": empty host"));
   CHECK_THROWS_WITH(Address::parse("256.0.0.1", 80), Contains("octet 256 is out of range 0-255"));
   CHECK_THROWS_WITH(Address::parse("[::1", 80), Contains("missing closing bracket"));
@@ -235,7 +235,7 @@ TEST_CASE("Address: two-argument parse errors name the host", "[net]") {
   CHECK_THROWS_WITH(Address::parse("127.0.0.1:80", 80), Contains("not a valid IPv6 address"));
 }
 
-TEST_CASE("Address: try_parse returns nullopt with parse's message", "[net]") {
+TEST_CASE("Address: try_parse returns nullopt with parse's message", "[net][address]") {
   std::string error = "untouched";
   const std::optional<Address> ok = Address::try_parse("10.0.0.1:9", &error);
   REQUIRE(ok.has_value());
@@ -260,7 +260,7 @@ TEST_CASE("Address: try_parse returns nullopt with parse's message", "[net]") {
   CHECK(Address::try_parse("[::1]:1").has_value());
 }
 
-TEST_CASE("Address: resolve of localhost comes from /etc/hosts as IPv4", "[net]") {
+TEST_CASE("Address: resolve of localhost comes from /etc/hosts as IPv4", "[net][address]") {
   // Where /etc/hosts also maps localhost to ::1 (the Debian default), this
   // also checks that IPv4 is preferred.
   const Address a = Address::resolve("localhost", 80);
@@ -268,7 +268,7 @@ TEST_CASE("Address: resolve of localhost comes from /etc/hosts as IPv4", "[net]"
   CHECK(a.to_string() == "127.0.0.1:80");
 }
 
-TEST_CASE("Address: resolve of a numeric host does not look it up", "[net]") {
+TEST_CASE("Address: resolve of a numeric host does not look it up", "[net][address]") {
   CHECK(Address::resolve("10.0.0.1", 8080) == Address::parse("10.0.0.1:8080"));
   CHECK(Address::resolve("::1", 1) == Address::parse("[::1]:1"));
   CHECK(Address::resolve("[::1]", 2) == Address::parse("[::1]:2"));
@@ -277,7 +277,7 @@ TEST_CASE("Address: resolve of a numeric host does not look it up", "[net]") {
   CHECK_THROWS_WITH(Address::resolve("", 80), Contains("empty host"));
 }
 
-TEST_CASE("Address: resolve of an unknown name throws naming the host", "[net]") {
+TEST_CASE("Address: resolve of an unknown name throws naming the host", "[net][address]") {
   // ".invalid" is reserved (RFC 6761) and never resolves; on this machine the
   // lookup fails in milliseconds. The reason text comes from gai_strerror and
   // varies with the resolver setup, so only its presence is checked.
@@ -291,7 +291,7 @@ TEST_CASE("Address: resolve of an unknown name throws naming the host", "[net]")
   }
 }
 
-TEST_CASE("Address: from_sockaddr reads what getsockname reports", "[net]") {
+TEST_CASE("Address: from_sockaddr reads what getsockname reports", "[net][address]") {
   Fd sock{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
   REQUIRE(sock.fd >= 0);
   const Address want = Address::loopback_v4(0);
@@ -308,7 +308,7 @@ TEST_CASE("Address: from_sockaddr reads what getsockname reports", "[net]") {
   CHECK(got == Address::loopback_v4(got.port()));
 }
 
-TEST_CASE("Address: from_sockaddr of an IPv6 socket", "[net]") {
+TEST_CASE("Address: from_sockaddr of an IPv6 socket", "[net][address]") {
   Fd sock{::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)};
   const Address want = Address::loopback_v6(0);
   if (sock.fd < 0 || ::bind(sock.fd, want.sockaddr_ptr(), want.sockaddr_len()) != 0) {
@@ -324,7 +324,7 @@ TEST_CASE("Address: from_sockaddr of an IPv6 socket", "[net]") {
   CHECK(got.to_string() == fmt::format("[::1]:{}", got.port()));
 }
 
-TEST_CASE("Address: from_sockaddr rejects other families and short lengths", "[net]") {
+TEST_CASE("Address: from_sockaddr rejects other families and short lengths", "[net][address]") {
   sockaddr_storage ss{};
   ss.ss_family = AF_UNIX;
   CHECK(Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), sizeof ss).family() ==
@@ -339,7 +339,7 @@ TEST_CASE("Address: from_sockaddr rejects other families and short lengths", "[n
   CHECK(Address::from_sockaddr(v6.sockaddr_ptr(), sizeof(sockaddr_in)).family() == AF_UNSPEC);
 }
 
-TEST_CASE("Address: unspecified, factories and with_port", "[net]") {
+TEST_CASE("Address: unspecified, factories and with_port", "[net][address]") {
   const Address none;
   CHECK(none.family() == AF_UNSPEC);
   CHECK_FALSE(none.is_v4());
@@ -363,7 +363,7 @@ TEST_CASE("Address: unspecified, factories and with_port", "[net]") {
   CHECK(Address::parse("[fe80::1%2]:1").with_port(2) == Address::parse("[fe80::1%2]:2"));
 }
 
-TEST_CASE("Address: equality compares family, address, port", "[net]") {
+TEST_CASE("Address: equality compares family, address, port", "[net][address]") {
   const Address a = Address::parse("127.0.0.1:80");
   CHECK(a == Address::parse("127.0.0.1:80"));
   CHECK(a != Address::parse("127.0.0.1:81"));
@@ -378,7 +378,7 @@ TEST_CASE("Address: equality compares family, address, port", "[net]") {
   CHECK(b != Address::parse("[2001:db8::1]:81"));
 }
 
-TEST_CASE("Address: fmt formatting", "[net]") {
+TEST_CASE("Address: fmt formatting", "[net][address]") {
   CHECK(fmt::format("{}", Address::parse("127.0.0.1:80")) == "127.0.0.1:80");
   CHECK(fmt::format("{}", Address::parse("[::1]:80")) == "[::1]:80");
   CHECK(fmt::format("{}", Address()) == "unspecified");

@@ -40,6 +40,8 @@ using namespace coring_test;
 
 namespace {
 
+// ---- helpers ----
+
 constexpr std::uint32_t kBufferSize = 16 * 1024;  // BufferRingOptions' default
 constexpr std::size_t kMaxPending = 32 * 1024;    // -> 2 buffers per connection
 constexpr std::uint32_t kCap = 2;
@@ -209,153 +211,247 @@ Task<std::size_t> count_free_buffers(TcpListener* probe_listener) {
   co_return n;
 }
 
-// ---- scenarios ----
-
-struct NonReaderOutcome {
-  bool got_stuck = false;
-  std::size_t written_when_stuck = 0;
-  std::size_t written_after = 0;
-  int nonreader_error = 0;
-  std::uint32_t max_in_use = 0;    // sampled during the ping-pong
-  std::uint32_t in_use_quiet = 0;  // after it: the stuck connection's alone
-  PingStats warm;
-  PingStats ping;
-  std::size_t rss_before = 0;
-  std::size_t rss_after = 0;
-  std::uint64_t active_during = 0;
-  EchoStats stats;
-};
-
-Task<NonReaderOutcome> non_reader_scenario(Peers* peers) {
-  NonReaderOutcome out;
-  EchoOptions opt;
-  opt.max_pending_bytes = kMaxPending;
-  TcpListener listener = TcpListener::bind(Address::loopback_v4(0));
-  // Small, fixed socket buffers (inherited by accepted sockets): what the peer
-  // manages to write is then bounded by them plus what the server holds.
-  set_buffers(listener.native_handle(), 64 * 1024);
-  EchoServer server(std::move(listener), opt);
-  const Address addr = server.local_address();
-  JoinHandle<EchoStats> serving = coring::spawn(server.serve(), "serve");
-
-  Connected c = co_await net::connect(addr, 5s);
-  if (!c) co_return out;
-  // Warm-up: more round trips than the ring has buffers, so that every buffer's
-  // first page has been touched before RSS is measured.
-  co_await ping_pong(&c.stream, 1100, nullptr, 0, &out.warm);
-
-  out.rss_before = rss_bytes();
-  NonReader& nr = *peers->emplace_back(std::make_unique<NonReader>(addr, 64 * 1024));
-  out.got_stuck = co_await eventually([&nr] { return nr.stuck() || nr.done(); }, 20s);
-  out.got_stuck = out.got_stuck && nr.stuck();
-  out.written_when_stuck = nr.written();
-
-  bool stop_sampling = false;
-  JoinHandle<void> sampler = coring::spawn(sample_in_use(&stop_sampling, &out.max_in_use));
-  co_await ping_pong(&c.stream, 1000, nullptr, 0, &out.ping);
-  // Give the stuck peer more time: nothing more may get through.
-  co_await coring::sleep_for(300ms);
-  stop_sampling = true;
-  co_await sampler;
-  out.written_after = nr.written();
-  out.in_use_quiet = net::detail::NetService::of(EventLoop::current_or_throw()).ring().in_use();
-  out.active_during = server.stats().active;
-  out.rss_after = rss_bytes();
-  out.nonreader_error = nr.error();
-
-  nr.finish();  // closes its socket (within its 100 ms send timeout)
-  (void)co_await eventually([&server] { return server.stats().active == 1; }, 5s);
-  (void)c.stream.shutdown(SHUT_WR);
-  Received end = co_await c.stream.recv(2s);
-  (void)end;
-  server.stop();
-  out.stats = co_await serving;
-  co_return out;
+std::string fmt_ms(Duration d) {
+  return std::to_string(std::chrono::duration<double, std::milli>(d).count()) + " ms";
 }
 
-struct HoldOutcome {
-  std::size_t entries = 0;
-  std::size_t free_idle = 0;   // nothing stuck
-  std::size_t free_stuck = 0;  // with the non-reader stuck
-  bool got_stuck = false;
-  std::int64_t heap_growth = 0;  // heap taken while the peer got stuck
-  EchoStats at_probe;            // the server's counts when the stuck connection was measured
-  bool peer_done_at_probe = false;
-  std::size_t written_at_probe = 0;
-  bool recv_limits = false;
-  EchoStats stats;
-};
+}  // namespace
 
-Task<HoldOutcome> hold_scenario(std::size_t entries, int sock_buffers, std::size_t read_first,
-                                Peers* peers) {
-  HoldOutcome out;
-  out.entries = entries;
-  EchoOptions opt;
-  opt.max_pending_bytes = kMaxPending;
-  TcpListener listener = TcpListener::bind(Address::loopback_v4(0));
-  if (sock_buffers > 0) set_buffers(listener.native_handle(), sock_buffers);
-  EchoServer server(std::move(listener), opt);
-  const Address addr = server.local_address();
-  JoinHandle<EchoStats> serving = coring::spawn(server.serve(), "serve");
-  TcpListener probe_listener = TcpListener::bind(Address::loopback_v4(0));
+// ---- a peer that never reads ----
 
-  out.free_idle = co_await count_free_buffers(&probe_listener);
-  peers->reserve(1);
-  const std::size_t heap_before = heap_in_use();
-  NonReader& nr = *peers->emplace_back(std::make_unique<NonReader>(addr, sock_buffers, read_first));
-  out.got_stuck = co_await eventually([&nr] { return nr.stuck() || nr.done(); }, 20s);
-  out.got_stuck = out.got_stuck && nr.stuck();
-  co_await coring::sleep_for(100ms);
-  out.heap_growth =
-      static_cast<std::int64_t>(heap_in_use()) - static_cast<std::int64_t>(heap_before);
-  out.free_stuck = co_await count_free_buffers(&probe_listener);
-  out.at_probe = server.stats();
-  out.peer_done_at_probe = nr.done();
-  out.written_at_probe = nr.written();
-  out.recv_limits = net::detail::NetService::of(EventLoop::current_or_throw()).recv_limits();
-  nr.finish();
-  (void)co_await eventually([&server] { return server.stats().active == 0; }, 5s);
-  server.stop();
-  out.stats = co_await serving;
-  co_return out;
-}
+TEST_CASE(
+    "backpressure: a peer that never reads is held back; ping-pong on another connection "
+    "stays fast",
+    "[net][backpressure]") {
+  const std::size_t fds = coring_test::count_open_fds();
+  Peers peers;  // outlives the loop: its threads never wait on it
+  auto body = [&peers]() -> Task<void> {
+    EchoOptions opt;
+    opt.max_pending_bytes = kMaxPending;
+    TcpListener listener = TcpListener::bind(Address::loopback_v4(0));
+    // Small, fixed socket buffers (inherited by accepted sockets): what the peer
+    // manages to write is then bounded by them plus what the server holds.
+    set_buffers(listener.native_handle(), 64 * 1024);
+    EchoServer server(std::move(listener), opt);
+    const Address addr = server.local_address();
+    JoinHandle<EchoStats> serving = coring::spawn(server.serve(), "serve");
 
-struct StarveOutcome {
-  std::size_t stuck = 0;
-  std::size_t free_buffers = 0;  // with the peers stuck
-  PingStats ping;
-  EchoStats stats;
-};
+    Connected c = co_await net::connect(addr, 5s);
+    REQUIRE(c);
+    // Warm-up: more round trips than the ring has buffers, so that every buffer's
+    // first page has been touched before RSS is measured.
+    PingStats warm;
+    co_await ping_pong(&c.stream, 1100, nullptr, 0, &warm);
+    REQUIRE(warm.done == 1100);
 
-Task<StarveOutcome> starve_scenario(std::size_t nonreaders, Peers* peers) {
-  StarveOutcome out;
-  EchoOptions opt;
-  opt.max_pending_bytes = kMaxPending;
-  EchoServer server(TcpListener::bind(Address::loopback_v4(0)), opt);
-  const Address addr = server.local_address();
-  JoinHandle<EchoStats> serving = coring::spawn(server.serve(), "serve");
-  for (std::size_t i = 0; i < nonreaders; ++i) {
-    peers->push_back(std::make_unique<NonReader>(addr, 0));
+    const std::size_t rss_before = rss_bytes();
+    NonReader& nr = *peers.emplace_back(std::make_unique<NonReader>(addr, 64 * 1024));
+    const bool ended = co_await eventually([&nr] { return nr.stuck() || nr.done(); }, 20s);
+    const bool got_stuck = ended && nr.stuck();
+    REQUIRE(got_stuck);
+    const std::size_t written_when_stuck = nr.written();
+
+    bool stop_sampling = false;
+    std::uint32_t max_in_use = 0;  // sampled during the ping-pong
+    JoinHandle<void> sampler = coring::spawn(sample_in_use(&stop_sampling, &max_in_use));
+    PingStats ping;
+    co_await ping_pong(&c.stream, 1000, nullptr, 0, &ping);
+    // Give the stuck peer more time: nothing more may get through.
+    co_await coring::sleep_for(300ms);
+    stop_sampling = true;
+    co_await sampler;
+    const std::size_t written_after = nr.written();
+    // After the ping-pong: the stuck connection's alone.
+    const std::uint32_t in_use_quiet =
+        net::detail::NetService::of(EventLoop::current_or_throw()).ring().in_use();
+    const std::uint64_t active_during = server.stats().active;
+    const std::size_t rss_after = rss_bytes();
+    CHECK(nr.error() == 0);
+
+    // The server stopped taking the peer's data: it got through little more than
+    // the socket buffers (4 x 128 KiB) and the connection's 2 ring buffers; a
+    // server that kept reading would take in the whole 16 MiB ring and more.
+    CAPTURE(written_when_stuck, written_after);
+    CHECK(written_when_stuck < (2u << 20));
+    CHECK(written_after - written_when_stuck < 256u * 1024);
+    // Ring buffers held (BufferRing::in_use(): queued and leased, loop-wide): the
+    // stuck connection's cap (+1 slack), and during the ping-pong at most one
+    // more on each of its two sides.
+    CAPTURE(in_use_quiet, max_in_use);
+    CHECK(in_use_quiet <= kCap + 1);
+    CHECK(max_in_use <= kCap + 1 + 2);
+    CHECK(active_during == 2);
+    // Meanwhile the other connection's ping-pong went on at full speed.
+    CAPTURE(fmt_ms(ping.max_rtt), fmt_ms(ping.total));
+    CHECK(ping.done == 1000);
+    CHECK(ping.failed == 0);
+    CHECK(ping.max_rtt < (kSanitized ? 250ms : 100ms));
+    CHECK(ping.total < (kSanitized ? 20s : 10s));
+    // And the process did not grow: a server buffering the peer's data would.
+    const auto growth =
+        static_cast<std::int64_t>(rss_after) - static_cast<std::int64_t>(rss_before);
+    CAPTURE(rss_before, rss_after, growth);
+    CHECK(growth < (kSanitized ? 16 : 4) * (1 << 20));
+
+    nr.finish();  // closes its socket (within its 100 ms send timeout)
+    (void)co_await eventually([&server] { return server.stats().active == 1; }, 5s);
+    (void)c.stream.shutdown(SHUT_WR);
+    Received end = co_await c.stream.recv(2s);
+    (void)end;
+    server.stop();
+    const EchoStats stats = co_await serving;
+    // The peer's close reset its connection: one error, the ping-pong ended cleanly.
+    CHECK(stats.accepted == 2);
+    CHECK(stats.errors == 1);
+    CHECK(stats.active == 0);
+  };
+  {
+    EventLoop loop;
+    loop.run(body());
   }
-  (void)co_await eventually(
-      [peers] {
-        return std::all_of(peers->begin(), peers->end(),
-                           [](const auto& p) { return p->stuck() || p->done(); });
-      },
-      20s);
-  for (const auto& p : *peers) out.stuck += p->stuck() ? 1 : 0;
-  co_await coring::sleep_for(100ms);
-  TcpListener probe_listener = TcpListener::bind(Address::loopback_v4(0));
-  out.free_buffers = co_await count_free_buffers(&probe_listener);
-  Connected c = co_await net::connect(addr, 5s);
-  if (c) co_await ping_pong(&c.stream, 200, nullptr, 0, &out.ping);
-  for (auto& p : *peers) p->finish();
-  c.stream = TcpStream();
-  (void)co_await eventually([&server] { return server.stats().active == 0; }, 5s);
-  server.stop();
-  out.stats = co_await serving;
-  co_return out;
+  peers.clear();
+  CHECK(coring_test::count_open_fds() == fds);
 }
+
+TEST_CASE("backpressure: a stuck connection holds at most max_pending_bytes of ring buffers",
+          "[net][backpressure]") {
+  const std::size_t fds = coring_test::count_open_fds();
+  // Socket buffers small and fixed, or the kernel's (autotuned) defaults; a peer
+  // that never reads, or one that reads its first 16 MiB of echo at full speed
+  // (so that the kernel grows the server's receive buffer) and then stops.
+  struct Case {
+    int sock_buffers;
+    std::size_t read_first;
+    std::uint32_t entries;
+  };
+  const Case c = GENERATE(Case{16 * 1024, 0, 64}, Case{64 * 1024, 0, 64}, Case{0, 0, 64},
+                          Case{0, 16u << 20, 1024});
+  CAPTURE(c.sock_buffers, c.read_first, c.entries);
+  Peers peers;
+  auto body = [&]() -> Task<void> {
+    EchoOptions opt;
+    opt.max_pending_bytes = kMaxPending;
+    TcpListener listener = TcpListener::bind(Address::loopback_v4(0));
+    if (c.sock_buffers > 0) set_buffers(listener.native_handle(), c.sock_buffers);
+    EchoServer server(std::move(listener), opt);
+    const Address addr = server.local_address();
+    JoinHandle<EchoStats> serving = coring::spawn(server.serve(), "serve");
+    TcpListener probe_listener = TcpListener::bind(Address::loopback_v4(0));
+
+    // Nothing else holds ring buffers: the probe gets all of them, nothing stuck.
+    const std::size_t free_idle = co_await count_free_buffers(&probe_listener);
+    CHECK(free_idle == c.entries);
+    peers.reserve(1);
+    const std::size_t heap_before = heap_in_use();
+    NonReader& nr =
+        *peers.emplace_back(std::make_unique<NonReader>(addr, c.sock_buffers, c.read_first));
+    const bool ended = co_await eventually([&nr] { return nr.stuck() || nr.done(); }, 20s);
+    const bool got_stuck = ended && nr.stuck();
+    co_await coring::sleep_for(100ms);
+    // Heap taken while the peer got stuck.
+    const std::int64_t heap_growth =
+        static_cast<std::int64_t>(heap_in_use()) - static_cast<std::int64_t>(heap_before);
+    REQUIRE(got_stuck);
+    // With the peer stuck, the probe gets all the buffers but the stuck
+    // connection's.
+    const std::size_t free_stuck = co_await count_free_buffers(&probe_listener);
+    const EchoStats at_probe = server.stats();
+    const bool peer_done_at_probe = nr.done();
+    const std::size_t written_at_probe = nr.written();
+    const bool recv_limits =
+        net::detail::NetService::of(EventLoop::current_or_throw()).recv_limits();
+    const std::size_t held = c.entries - free_stuck;
+    CAPTURE(free_idle, free_stuck, held, written_at_probe);
+    // The stuck peer is still connected, and the server still has it.
+    CHECK_FALSE(peer_done_at_probe);
+    CHECK(at_probe.active == 1);
+    CHECK(at_probe.errors == 0);
+    CHECK(held <= kCap + 1);
+    // Nor does it hold the peer's data on the heap instead: what the server took
+    // in for it is max_pending_bytes at most (plus the connection's own state),
+    // given the kernel's byte limit on multishot recvs (Linux 6.17+). Without
+    // it, one multishot run can bring whatever the socket had buffered.
+    CAPTURE(heap_growth, recv_limits);
+    if (recv_limits) {
+      CHECK(heap_growth < static_cast<std::int64_t>(kMaxPending + 64 * 1024));
+    } else {
+      WARN("no multishot recv limits on this kernel: heap grew by " << heap_growth);
+    }
+
+    nr.finish();
+    (void)co_await eventually([&server] { return server.stats().active == 0; }, 5s);
+    server.stop();
+    const EchoStats stats = co_await serving;
+    CHECK(stats.active == 0);
+  };
+  {
+    EventLoop loop;
+    net::NetOptions o;
+    o.buffers.entries = c.entries;
+    net::configure(loop, o);
+    loop.run(body());
+  }
+  peers.clear();
+  CHECK(coring_test::count_open_fds() == fds);
+}
+
+TEST_CASE("backpressure: eight stuck peers cannot starve a ping-pong client of ring buffers",
+          "[net][backpressure]") {
+  const std::size_t fds = coring_test::count_open_fds();
+  Peers peers;
+  auto body = [&peers]() -> Task<void> {
+    constexpr std::size_t kNonReaders = 8;
+    EchoOptions opt;
+    opt.max_pending_bytes = kMaxPending;
+    EchoServer server(TcpListener::bind(Address::loopback_v4(0)), opt);
+    const Address addr = server.local_address();
+    JoinHandle<EchoStats> serving = coring::spawn(server.serve(), "serve");
+    for (std::size_t i = 0; i < kNonReaders; ++i) {
+      peers.push_back(std::make_unique<NonReader>(addr, 0));
+    }
+    (void)co_await eventually(
+        [&peers] {
+          return std::all_of(peers.begin(), peers.end(),
+                             [](const auto& p) { return p->stuck() || p->done(); });
+        },
+        20s);
+    std::size_t stuck = 0;
+    for (const auto& p : peers) stuck += p->stuck() ? 1 : 0;
+    REQUIRE(stuck == kNonReaders);
+    co_await coring::sleep_for(100ms);
+    // The free buffers with the peers stuck.
+    TcpListener probe_listener = TcpListener::bind(Address::loopback_v4(0));
+    const std::size_t free_buffers = co_await count_free_buffers(&probe_listener);
+    Connected c = co_await net::connect(addr, 5s);
+    PingStats ping;
+    if (c) co_await ping_pong(&c.stream, 200, nullptr, 0, &ping);
+    CAPTURE(fmt_ms(ping.max_rtt), ping.done, free_buffers);
+    CHECK(free_buffers >= 64 - 8 * (kCap + 1));
+    CHECK(ping.done == 200);
+    CHECK(ping.failed == 0);
+    CHECK(ping.max_rtt < (kSanitized ? 250ms : 100ms));
+
+    for (auto& p : peers) p->finish();
+    c.stream = TcpStream();
+    (void)co_await eventually([&server] { return server.stats().active == 0; }, 5s);
+    server.stop();
+    const EchoStats stats = co_await serving;
+    CHECK(stats.active == 0);
+  };
+  {
+    EventLoop loop;
+    net::NetOptions o;
+    o.buffers.entries = 64;  // 8 x (2 + 1) is far below: if the cap holds, no one starves
+    net::configure(loop, o);
+    loop.run(body());
+  }
+  peers.clear();
+  CHECK(coring_test::count_open_fds() == fds);
+}
+
+// ---- slow peers ----
+
+namespace {
 
 // Sends `n` bytes one at a time, `gap` apart, then shuts down its sending side.
 Task<bool> trickle(TcpStream* s, std::string bytes, Duration gap) {
@@ -369,6 +465,7 @@ Task<bool> trickle(TcpStream* s, std::string bytes, Duration gap) {
   co_return true;
 }
 
+// What one slow client saw.
 struct SlowResult {
   bool connected = false;
   bool sent = false;
@@ -398,13 +495,6 @@ Task<SlowResult> slow_client(Address addr, int index, std::size_t n, Duration ga
   co_return out;
 }
 
-struct SlowOutcome {
-  std::vector<SlowResult> slow;
-  PingStats ping;
-  std::uint64_t max_active = 0;
-  EchoStats stats;
-};
-
 Task<void> collect_slow(std::vector<JoinHandle<SlowResult>>* hs, std::vector<SlowResult>* out,
                         bool* all_done) {
   for (auto& h : *hs) {
@@ -414,187 +504,62 @@ Task<void> collect_slow(std::vector<JoinHandle<SlowResult>>* hs, std::vector<Slo
   *all_done = true;
 }
 
-Task<SlowOutcome> slow_clients_scenario(int clients, std::size_t bytes_each) {
-  SlowOutcome out;
-  EchoServer server(TcpListener::bind(Address::loopback_v4(0)));
-  const Address addr = server.local_address();
-  JoinHandle<EchoStats> serving = coring::spawn(server.serve(), "serve");
-  Connected fast = co_await net::connect(addr, 5s);
-  if (!fast) co_return out;
-  std::vector<JoinHandle<SlowResult>> hs;
-  for (int i = 0; i < clients; ++i) {
-    const Duration gap = std::chrono::milliseconds(2 + i % 3);
-    hs.push_back(coring::spawn(slow_client(addr, i, bytes_each, gap), "slow"));
-  }
-  bool all_done = false;
-  JoinHandle<void> collector = coring::spawn(collect_slow(&hs, &out.slow, &all_done));
-  // The fast client ping-pongs for as long as the slow ones trickle.
-  const bool all_in = co_await eventually(
-      [&server, clients] {
-        return server.stats().active == static_cast<std::uint64_t>(clients) + 1;
-      },
-      5s);
-  out.max_active = all_in ? server.stats().active : 0;
-  co_await ping_pong(&fast.stream, 0, &all_done, 200, &out.ping);
-  co_await collector;
-  (void)fast.stream.shutdown(SHUT_WR);
-  Received end = co_await fast.stream.recv(2s);
-  (void)end;
-  server.stop();
-  out.stats = co_await serving;
-  co_return out;
-}
-
-std::string fmt_ms(Duration d) {
-  return std::to_string(std::chrono::duration<double, std::milli>(d).count()) + " ms";
-}
-
 }  // namespace
 
-TEST_CASE(
-    "backpressure: a peer that never reads is held back; ping-pong on another connection "
-    "stays fast",
-    "[net]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  Peers peers;  // outlives the loop: its threads never wait on it
-  NonReaderOutcome out;
-  {
-    EventLoop loop;
-    out = loop.run(non_reader_scenario(&peers));
-  }
-  peers.clear();
-  REQUIRE(out.warm.done == 1100);
-  REQUIRE(out.got_stuck);
-  CHECK(out.nonreader_error == 0);
-  // The server stopped taking the peer's data: it got through little more than
-  // the socket buffers (4 x 128 KiB) and the connection's 2 ring buffers; a
-  // server that kept reading would take in the whole 16 MiB ring and more.
-  CAPTURE(out.written_when_stuck, out.written_after);
-  CHECK(out.written_when_stuck < (2u << 20));
-  CHECK(out.written_after - out.written_when_stuck < 256u * 1024);
-  // Ring buffers held (BufferRing::in_use(): queued and leased, loop-wide): the
-  // stuck connection's cap (+1 slack), and during the ping-pong at most one
-  // more on each of its two sides.
-  CAPTURE(out.in_use_quiet, out.max_in_use);
-  CHECK(out.in_use_quiet <= kCap + 1);
-  CHECK(out.max_in_use <= kCap + 1 + 2);
-  CHECK(out.active_during == 2);
-  // Meanwhile the other connection's ping-pong went on at full speed.
-  CAPTURE(fmt_ms(out.ping.max_rtt), fmt_ms(out.ping.total));
-  CHECK(out.ping.done == 1000);
-  CHECK(out.ping.failed == 0);
-  CHECK(out.ping.max_rtt < (kSanitized ? 250ms : 100ms));
-  CHECK(out.ping.total < (kSanitized ? 20s : 10s));
-  // And the process did not grow: a server buffering the peer's data would.
-  const auto growth =
-      static_cast<std::int64_t>(out.rss_after) - static_cast<std::int64_t>(out.rss_before);
-  CAPTURE(out.rss_before, out.rss_after, growth);
-  CHECK(growth < (kSanitized ? 16 : 4) * (1 << 20));
-  // The peer's close reset its connection: one error, the ping-pong ended cleanly.
-  CHECK(out.stats.accepted == 2);
-  CHECK(out.stats.errors == 1);
-  CHECK(out.stats.active == 0);
-  CHECK(coring_test::count_open_fds() == fds);
-}
-
-TEST_CASE("backpressure: a stuck connection holds at most max_pending_bytes of ring buffers",
-          "[net]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  // Socket buffers small and fixed, or the kernel's (autotuned) defaults; a peer
-  // that never reads, or one that reads its first 16 MiB of echo at full speed
-  // (so that the kernel grows the server's receive buffer) and then stops.
-  struct Case {
-    int sock_buffers;
-    std::size_t read_first;
-    std::uint32_t entries;
-  };
-  const Case c = GENERATE(Case{16 * 1024, 0, 64}, Case{64 * 1024, 0, 64}, Case{0, 0, 64},
-                          Case{0, 16u << 20, 1024});
-  const int sock_buffers = c.sock_buffers;
-  CAPTURE(c.sock_buffers, c.read_first, c.entries);
-  Peers peers;
-  HoldOutcome out;
-  {
-    EventLoop loop;
-    net::NetOptions o;
-    o.buffers.entries = c.entries;
-    net::configure(loop, o);
-    out = loop.run(hold_scenario(c.entries, sock_buffers, c.read_first, &peers));
-  }
-  peers.clear();
-  REQUIRE(out.got_stuck);
-  // Nothing else holds ring buffers: the probe gets all of them, or all of them
-  // but the stuck connection's.
-  CHECK(out.free_idle == out.entries);
-  const std::size_t held = out.entries - out.free_stuck;
-  CAPTURE(out.free_idle, out.free_stuck, held, out.written_at_probe);
-  // The stuck peer is still connected, and the server still has it.
-  CHECK_FALSE(out.peer_done_at_probe);
-  CHECK(out.at_probe.active == 1);
-  CHECK(out.at_probe.errors == 0);
-  CHECK(held <= kCap + 1);
-  // Nor does it hold the peer's data on the heap instead: what the server took
-  // in for it is max_pending_bytes at most (plus the connection's own state),
-  // given the kernel's byte limit on multishot recvs (Linux 6.17+). Without
-  // it, one multishot run can bring whatever the socket had buffered.
-  CAPTURE(out.heap_growth, out.recv_limits);
-  if (out.recv_limits) {
-    CHECK(out.heap_growth < static_cast<std::int64_t>(kMaxPending + 64 * 1024));
-  } else {
-    WARN("no multishot recv limits on this kernel: heap grew by " << out.heap_growth);
-  }
-  CHECK(out.stats.active == 0);
-  CHECK(coring_test::count_open_fds() == fds);
-}
-
-TEST_CASE("backpressure: eight stuck peers cannot starve a ping-pong client of ring buffers",
-          "[net]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  Peers peers;
-  StarveOutcome out;
-  {
-    EventLoop loop;
-    net::NetOptions o;
-    o.buffers.entries = 64;  // 8 x (2 + 1) is far below: if the cap holds, no one starves
-    net::configure(loop, o);
-    out = loop.run(starve_scenario(8, &peers));
-  }
-  peers.clear();
-  REQUIRE(out.stuck == 8);
-  CAPTURE(fmt_ms(out.ping.max_rtt), out.ping.done, out.free_buffers);
-  CHECK(out.free_buffers >= 64 - 8 * (kCap + 1));
-  CHECK(out.ping.done == 200);
-  CHECK(out.ping.failed == 0);
-  CHECK(out.ping.max_rtt < (kSanitized ? 250ms : 100ms));
-  CHECK(out.stats.active == 0);
-  CHECK(coring_test::count_open_fds() == fds);
-}
-
 TEST_CASE("backpressure: 20 clients trickling one byte at a time do not hold up a fast client",
-          "[net]") {
+          "[net][backpressure]") {
   const std::size_t fds = coring_test::count_open_fds();
-  const int clients = 20;
-  const std::size_t bytes_each = 40;
-  SlowOutcome out;
+  auto body = []() -> Task<void> {
+    constexpr int kClients = 20;
+    constexpr std::size_t kBytesEach = 40;
+    EchoServer server(TcpListener::bind(Address::loopback_v4(0)));
+    const Address addr = server.local_address();
+    JoinHandle<EchoStats> serving = coring::spawn(server.serve(), "serve");
+    Connected fast = co_await net::connect(addr, 5s);
+    REQUIRE(fast);
+    std::vector<JoinHandle<SlowResult>> hs;
+    for (int i = 0; i < kClients; ++i) {
+      const Duration gap = std::chrono::milliseconds(2 + i % 3);
+      hs.push_back(coring::spawn(slow_client(addr, i, kBytesEach, gap), "slow"));
+    }
+    bool all_done = false;
+    std::vector<SlowResult> slow;
+    JoinHandle<void> collector = coring::spawn(collect_slow(&hs, &slow, &all_done));
+    // The fast client ping-pongs for as long as the slow ones trickle.
+    const bool all_in = co_await eventually(
+        [&server] { return server.stats().active == static_cast<std::uint64_t>(kClients) + 1; },
+        5s);
+    const std::uint64_t max_active = all_in ? server.stats().active : 0;
+    PingStats ping;
+    co_await ping_pong(&fast.stream, 0, &all_done, 200, &ping);
+    co_await collector;
+
+    REQUIRE(slow.size() == static_cast<std::size_t>(kClients));
+    for (std::size_t i = 0; i < slow.size(); ++i) {
+      CAPTURE(i);
+      CHECK(slow[i].connected);
+      CHECK(slow[i].sent);
+      CHECK(slow[i].eof);
+      CHECK(slow[i].got == slow[i].expected);  // every byte, in order
+    }
+    CHECK(max_active == static_cast<std::uint64_t>(kClients) + 1);
+    CAPTURE(fmt_ms(ping.max_rtt), fmt_ms(ping.total), ping.done);
+    CHECK(ping.failed == 0);
+    CHECK(ping.done >= 200);
+    CHECK(ping.max_rtt < (kSanitized ? 250ms : 100ms));
+
+    (void)fast.stream.shutdown(SHUT_WR);
+    Received end = co_await fast.stream.recv(2s);
+    (void)end;
+    server.stop();
+    const EchoStats stats = co_await serving;
+    CHECK(stats.accepted == static_cast<std::uint64_t>(kClients) + 1);
+    CHECK(stats.bytes == kClients * kBytesEach + ping.done * 64);
+    CHECK(stats.errors == 0);
+  };
   {
     EventLoop loop;
-    out = loop.run(slow_clients_scenario(clients, bytes_each));
+    loop.run(body());
   }
-  REQUIRE(out.slow.size() == static_cast<std::size_t>(clients));
-  for (std::size_t i = 0; i < out.slow.size(); ++i) {
-    CAPTURE(i);
-    CHECK(out.slow[i].connected);
-    CHECK(out.slow[i].sent);
-    CHECK(out.slow[i].eof);
-    CHECK(out.slow[i].got == out.slow[i].expected);  // every byte, in order
-  }
-  CHECK(out.max_active == static_cast<std::uint64_t>(clients) + 1);
-  CAPTURE(fmt_ms(out.ping.max_rtt), fmt_ms(out.ping.total), out.ping.done);
-  CHECK(out.ping.failed == 0);
-  CHECK(out.ping.done >= 200);
-  CHECK(out.ping.max_rtt < (kSanitized ? 250ms : 100ms));
-  CHECK(out.stats.accepted == static_cast<std::uint64_t>(clients) + 1);
-  CHECK(out.stats.bytes == clients * bytes_each + out.ping.done * 64);
-  CHECK(out.stats.errors == 0);
   CHECK(coring_test::count_open_fds() == fds);
 }

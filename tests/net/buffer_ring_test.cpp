@@ -31,7 +31,7 @@ using Catch::Contains;
 
 namespace {
 
-// ---- a raw ring, without the loop ----
+// ---- helpers: a raw ring, without the loop ----
 
 struct RawRing {
   ::io_uring ring{};
@@ -92,6 +92,8 @@ RawRecv raw_recv(::io_uring* ring, int fd, int peer, const std::string& data, st
   return out;
 }
 
+// ---- helpers: through a loop ----
+
 net::detail::NetService& service() {
   return net::detail::NetService::of(EventLoop::current_or_throw());
 }
@@ -112,205 +114,32 @@ Task<std::string> read_rest(net::TcpStream* s, std::size_t n) {
   co_return out;
 }
 
-// ---- loop bodies ----
-
-Task<void> data_through_ring_body() {
-  net::detail::NetService& svc = service();
-  CHECK_FALSE(svc.has_ring());  // made on the first recv, not before
-  net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair p = co_await make_pair(&listener);
-  CHECK_FALSE(svc.has_ring());
-
-  const std::string data = pattern(40 * 1024 + 123, 9);
-  auto sending = coring::spawn(send_text(&p.client, &data, 5s));
-  p.server.set_max_buffers(64);
-  std::string got;
-  std::vector<net::BufferLease> held;
-  std::size_t biggest = 0;
-  while (got.size() < data.size()) {
-    net::Received r = co_await p.server.recv(5s);
-    REQUIRE(r);
-    biggest = std::max(biggest, r.size());
-    got.append(r.buffer.as_string_view());
-    held.push_back(std::move(r.buffer));
-    // A ring buffer is in use from its CQE on: leased, or queued in the stream.
-    CHECK(svc.ring().in_use() == p.server.buffers_held());
-    CHECK(svc.ring().in_use() >= held.size());
-  }
-  net::SendResult w = co_await sending;
-  CHECK(w.bytes == data.size());
-  REQUIRE(svc.has_ring());
-  CHECK(svc.ring().buffer_size() == 1024);
-  CHECK(svc.ring().entries() == 64);
-  // Every recv filled at most one configured buffer.
-  CHECK(biggest <= 1024);
-  CHECK(held.size() >= data.size() / 1024);
-  CHECK(got == data);
-  // Distinct leases are distinct ring buffers.
-  std::set<const std::byte*> addresses;
-  for (const auto& l : held) addresses.insert(l.bytes().data());
-  CHECK(addresses.size() == held.size());
-  held.clear();
-  CHECK(svc.ring().in_use() == 0);
-  CHECK(p.server.buffers_held() == 0);
-
-  // Too late to configure now.
-  std::string what;
-  try {
-    net::configure(EventLoop::current_or_throw(), net::NetOptions{});
-  } catch (const std::logic_error& e) {
-    what = e.what();
-  }
-  CHECK_THAT(what, Contains("before the loop's first recv"));
-}
-
-struct EnobufsReport {
-  std::uint64_t stalled_turns = 0;
-  bool b_done_while_dry = true;
-  std::uint32_t in_use_when_dry = 0;
-  std::string b_got;
-  std::string b_error;
-  bool a_complete = false;
+// What a recv waiting on a dry ring saw while the loop was watched.
+struct DryWait {
+  std::uint64_t turns = 0;  // loop turns over 200 ms (none should pass: no spinning on ENOBUFS)
+  bool recv_done = false;   // whether the recv finished meanwhile
 };
 
 // Sends "hello B" to B's server while `b_recv` waits there on a dry ring, and
-// records how many loop turns pass in the next 200 ms (none should: no spinning
-// on ENOBUFS) and whether the recv finished meanwhile.
-Task<void> send_b_while_dry(Pair* b, const JoinHandle<net::Received>* b_recv, EnobufsReport* rep) {
+// watches the loop for the next 200 ms.
+Task<DryWait> send_b_while_dry(Pair* b, const JoinHandle<net::Received>* b_recv) {
   EventLoop& loop = EventLoop::current_or_throw();
   net::SendResult wb = co_await b->client.send_all("hello B");
   CHECK(wb);
   const std::uint64_t turns0 = loop.stats().turns;
   co_await coring::sleep_for(200ms);
-  rep->stalled_turns = loop.stats().turns - turns0;
-  rep->b_done_while_dry = b_recv->done();
-}
-
-Task<void> enobufs_body(EnobufsReport* rep) {
-  net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair a = co_await make_pair(&listener);
-  Pair b = co_await make_pair(&listener);
-  a.server.set_max_buffers(1000);  // A alone may take the whole ring
-  net::detail::NetService& svc = service();
-
-  // A: 64 KiB arrive; hold every lease until the 4-buffer ring is dry.
-  const std::string a_data = pattern(64 * 1024, 10);
-  auto sending_a = coring::spawn(send_text(&a.client, &a_data, 10s));
-  std::vector<net::BufferLease> held;
-  std::string a_got;
-  while (held.size() < svc.ring().entries()) {
-    net::Received r = co_await a.server.recv(2s);
-    REQUIRE(r);
-    a_got.append(r.buffer.as_string_view());
-    held.push_back(std::move(r.buffer));
-  }
-  rep->in_use_when_dry = svc.ring().in_use();
-  // Nothing more for A while the ring is dry.
-  net::Received more = co_await a.server.recv(50ms);
-  CHECK(more.error == std::errc::timed_out);
-
-  // B: a recv waits, data is sent; it cannot be received (no buffer) and the
-  // loop must not spin on ENOBUFS meanwhile.
-  auto b_recv = coring::spawn(recv_with_timeout(&b.server, 5s));
-  co_await send_b_while_dry(&b, &b_recv, rep);
-
-  // Buffers back, and A read on (its data would otherwise take them again):
-  // B gets its data, A the rest of its stream.
-  held.clear();
-  auto draining_a = coring::spawn(read_rest(&a.server, a_data.size() - a_got.size()));
-  net::Received rb = co_await b_recv;
-  rep->b_got = std::string(rb.buffer.as_string_view());
-  rep->b_error = rb.error ? rb.error.message() : "";
-  rb.buffer.reset();
-  const std::string rest = co_await draining_a;
-  a_got += rest;
-  net::SendResult wa = co_await sending_a;
-  CHECK(wa.bytes == a_data.size());
-  rep->a_complete = a_got == a_data;
-  CHECK(svc.ring().in_use() == 0);
-}
-
-// As enobufs_body, but the ring is dry because A's buffers sit in A's queue
-// (received by the kernel, not yet taken by a recv): nothing is leased.
-Task<void> dry_by_queue_body(EnobufsReport* rep, std::uint32_t* a_held) {
-  net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair a = co_await make_pair(&listener);
-  Pair b = co_await make_pair(&listener);
-  a.server.set_max_buffers(1000);
-  net::detail::NetService& svc = service();
-
-  net::Received a0 = co_await a.server.recv(5ms);  // arms A's multishot recv
-  CHECK(a0.error == std::errc::timed_out);
-  const std::string a_data = pattern(64 * 1024, 11);
-  auto sending_a = coring::spawn(send_text(&a.client, &a_data, 10s));
-  co_await coring::sleep_for(20ms);
-  *a_held = a.server.buffers_held();  // the whole ring, queued in A
-  rep->in_use_when_dry = svc.ring().in_use();
-
-  auto b_recv = coring::spawn(recv_with_timeout(&b.server, 5s));
-  co_await send_b_while_dry(&b, &b_recv, rep);
-
-  // A reads its stream, each buffer given back at once: B gets its turn.
-  auto draining_a = coring::spawn(read_rest(&a.server, a_data.size()));
-  net::Received rb = co_await b_recv;
-  rep->b_got = std::string(rb.buffer.as_string_view());
-  rep->b_error = rb.error ? rb.error.message() : "";
-  rb.buffer.reset();
-  const std::string a_got = co_await draining_a;
-  net::SendResult wa = co_await sending_a;
-  CHECK(wa.bytes == a_data.size());
-  rep->a_complete = a_got == a_data;
-}
-
-// The ring runs dry while B's multishot recv is armed and waiting; B's data
-// arrives (a plain send(2), synchronous on loopback), and in the same task,
-// before the loop handles B's completion, A's buffers go back to the ring. B
-// must get its data.
-Task<void> recycle_before_enobufs_body(std::string* b_got, std::string* b_error,
-                                       unsigned* cqes_before_recycle) {
-  net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
-  Pair a = co_await make_pair(&listener);
-  Pair b = co_await make_pair(&listener);
-  a.server.set_max_buffers(1000);
-  net::detail::NetService& svc = service();
-
-  // A's multishot recv armed (a recv that times out leaves it armed).
-  net::Received a0 = co_await a.server.recv(5ms);
-  CHECK(a0.error == std::errc::timed_out);
-  // B's recv waits with buffers still free.
-  auto b_recv = coring::spawn(recv_with_timeout(&b.server, 1500ms));
-  co_await coring::sleep_for(5ms);
-
-  // Four small messages to A, one buffer each: the ring (4 entries) is dry.
-  for (int i = 0; i < 4; ++i) {
-    const std::string m = "a" + std::to_string(i);
-    REQUIRE(::send(a.client.native_handle(), m.data(), m.size(), MSG_NOSIGNAL) == 2);
-    co_await coring::sleep_for(3ms);
-  }
-  std::vector<net::BufferLease> held;
-  for (int i = 0; i < 4; ++i) {
-    net::Received r = co_await a.server.recv(1s);
-    REQUIRE(r);
-    held.push_back(std::move(r.buffer));
-  }
-  REQUIRE(svc.ring().in_use() == 4);
-
-  const std::string hello = "hello B";
-  REQUIRE(::send(b.client.native_handle(), hello.data(), hello.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(hello.size()));
-  // Without DEFER_TASKRUN, B's recv has already run (and failed) by now.
-  *cqes_before_recycle = ::io_uring_cq_ready(EventLoop::current_or_throw().backend().native_ring());
-  held.clear();  // no suspension between the send and the recycling
-  CHECK(svc.ring().in_use() == 0);
-
-  net::Received rb = co_await b_recv;
-  *b_got = std::string(rb.buffer.as_string_view());
-  *b_error = rb.error ? rb.error.message() : "";
+  DryWait out;
+  out.turns = loop.stats().turns - turns0;
+  out.recv_done = b_recv->done();
+  co_return out;
 }
 
 }  // namespace
 
-TEST_CASE("BufferRing: registers with a raw io_uring; real recvs select its buffers", "[net]") {
+// ---- a raw ring, without the loop ----
+
+TEST_CASE("BufferRing: registers with a raw io_uring; real recvs select its buffers",
+          "[net][buffer_ring]") {
   RawRing rr(16);
   REQUIRE(rr.rc == 0);
   SocketPair sp;
@@ -389,7 +218,8 @@ TEST_CASE("BufferRing: registers with a raw io_uring; real recvs select its buff
   CHECK(second.in_use() == 0);
 }
 
-TEST_CASE("BufferRing: invalid options throw invalid_argument with a clear message", "[net]") {
+TEST_CASE("BufferRing: invalid options throw invalid_argument with a clear message",
+          "[net][buffer_ring]") {
   RawRing rr(8);
   REQUIRE(rr.rc == 0);
   auto with = [](std::uint32_t entries, std::uint32_t size) {
@@ -421,38 +251,129 @@ TEST_CASE("BufferRing: invalid options throw invalid_argument with a clear messa
   CHECK(largest.entries() == 32768);
 }
 
-TEST_CASE("BufferRing: a stream's data arrives through the loop's ring", "[net]") {
+// ---- through a loop ----
+
+TEST_CASE("BufferRing: a stream's data arrives through the loop's ring", "[net][buffer_ring]") {
   EventLoop loop;
   net::NetOptions opts;
   opts.buffers.entries = 64;
   opts.buffers.buffer_size = 1024;
   net::configure(loop, opts);
-  loop.run(data_through_ring_body());
+  auto body = []() -> Task<void> {
+    net::detail::NetService& svc = service();
+    CHECK_FALSE(svc.has_ring());  // made on the first recv, not before
+    net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
+    Pair p = co_await make_pair(&listener);
+    CHECK_FALSE(svc.has_ring());
+
+    const std::string data = pattern(40 * 1024 + 123, 9);
+    auto sending = coring::spawn(send_text(&p.client, &data, 5s));
+    p.server.set_max_buffers(64);
+    std::string got;
+    std::vector<net::BufferLease> held;
+    std::size_t biggest = 0;
+    while (got.size() < data.size()) {
+      net::Received r = co_await p.server.recv(5s);
+      REQUIRE(r);
+      biggest = std::max(biggest, r.size());
+      got.append(r.buffer.as_string_view());
+      held.push_back(std::move(r.buffer));
+      // A ring buffer is in use from its CQE on: leased, or queued in the stream.
+      CHECK(svc.ring().in_use() == p.server.buffers_held());
+      CHECK(svc.ring().in_use() >= held.size());
+    }
+    net::SendResult w = co_await sending;
+    CHECK(w.bytes == data.size());
+    REQUIRE(svc.has_ring());
+    CHECK(svc.ring().buffer_size() == 1024);
+    CHECK(svc.ring().entries() == 64);
+    // Every recv filled at most one configured buffer.
+    CHECK(biggest <= 1024);
+    CHECK(held.size() >= data.size() / 1024);
+    CHECK(got == data);
+    // Distinct leases are distinct ring buffers.
+    std::set<const std::byte*> addresses;
+    for (const auto& l : held) addresses.insert(l.bytes().data());
+    CHECK(addresses.size() == held.size());
+    held.clear();
+    CHECK(svc.ring().in_use() == 0);
+    CHECK(p.server.buffers_held() == 0);
+
+    // Too late to configure now.
+    std::string what;
+    try {
+      net::configure(EventLoop::current_or_throw(), net::NetOptions{});
+    } catch (const std::logic_error& e) {
+      what = e.what();
+    }
+    CHECK_THAT(what, Contains("before the loop's first recv"));
+  };
+  loop.run(body());
 }
 
 TEST_CASE("BufferRing: an exhausted ring (ENOBUFS) waits without spinning, then recovers",
-          "[net]") {
+          "[net][buffer_ring]") {
   const auto fds_before = coring_test::count_open_fds();
-  EnobufsReport rep;
+  auto body = []() -> Task<void> {
+    net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
+    Pair a = co_await make_pair(&listener);
+    Pair b = co_await make_pair(&listener);
+    a.server.set_max_buffers(1000);  // A alone may take the whole ring
+    net::detail::NetService& svc = service();
+
+    // A: 64 KiB arrive; hold every lease until the 4-buffer ring is dry.
+    const std::string a_data = pattern(64 * 1024, 10);
+    auto sending_a = coring::spawn(send_text(&a.client, &a_data, 10s));
+    std::vector<net::BufferLease> held;
+    std::string a_got;
+    while (held.size() < svc.ring().entries()) {
+      net::Received r = co_await a.server.recv(2s);
+      REQUIRE(r);
+      a_got.append(r.buffer.as_string_view());
+      held.push_back(std::move(r.buffer));
+    }
+    CHECK(svc.ring().in_use() == 4);
+    // Nothing more for A while the ring is dry.
+    net::Received more = co_await a.server.recv(50ms);
+    CHECK(more.error == std::errc::timed_out);
+
+    // B: a recv waits, data is sent; it cannot be received (no buffer) and the
+    // loop must not spin on ENOBUFS meanwhile.
+    auto b_recv = coring::spawn(recv_with_timeout(&b.server, 5s));
+    const DryWait dry = co_await send_b_while_dry(&b, &b_recv);
+    INFO("loop turns over 200 ms with the ring dry: " << dry.turns);
+    CHECK_FALSE(dry.recv_done);
+    CHECK(dry.turns < 50);
+
+    // Buffers back, and A read on (its data would otherwise take them again):
+    // B gets its data, A the rest of its stream.
+    held.clear();
+    auto draining_a = coring::spawn(read_rest(&a.server, a_data.size() - a_got.size()));
+    net::Received rb = co_await b_recv;
+    const std::string b_error = rb.error ? rb.error.message() : "";
+    CHECK(b_error.empty());
+    CHECK(rb.buffer.as_string_view() == "hello B");
+    rb.buffer.reset();
+    const std::string rest = co_await draining_a;
+    a_got += rest;
+    net::SendResult wa = co_await sending_a;
+    CHECK(wa.bytes == a_data.size());
+    CHECK(a_got == a_data);
+    CHECK(svc.ring().in_use() == 0);
+  };
   {
     EventLoop loop;
     net::NetOptions opts;
     opts.buffers.entries = 4;
     opts.buffers.buffer_size = 4096;
     net::configure(loop, opts);
-    loop.run(enobufs_body(&rep));
+    loop.run(body());
   }
-  INFO("loop turns over 200 ms with the ring dry: " << rep.stalled_turns);
-  CHECK(rep.in_use_when_dry == 4);
-  CHECK_FALSE(rep.b_done_while_dry);
-  CHECK(rep.stalled_turns < 50);
-  CHECK(rep.b_error.empty());
-  CHECK(rep.b_got == "hello B");
-  CHECK(rep.a_complete);
   CHECK(coring_test::count_open_fds() == fds_before);
 }
 
-TEST_CASE("BufferRing: a ring dry with data queued in another stream does not spin", "[net]") {
+TEST_CASE("BufferRing: a ring dry with data queued in another stream does not spin",
+          "[net][buffer_ring]") {
   // The buffers are named in CQEs and queued in A's core, but no recv took
   // them yet: the ring is empty all the same, and B must wait, not retry in a
   // loop.
@@ -461,51 +382,114 @@ TEST_CASE("BufferRing: a ring dry with data queued in another stream does not sp
   // taken by a recv, not those queued in a StreamCore; so B re-armed, got
   // ENOBUFS, re-armed... (55,783 loop turns in 200 ms). A buffer now counts as
   // in use from its CQE on.
-  EnobufsReport rep;
-  std::uint32_t a_held = 0;
-  {
-    EventLoop loop;
-    net::NetOptions opts;
-    opts.buffers.entries = 4;
-    opts.buffers.buffer_size = 4096;
-    net::configure(loop, opts);
-    loop.run(dry_by_queue_body(&rep, &a_held));
-  }
-  INFO("loop turns over 200 ms with the ring dry: " << rep.stalled_turns
-                                                    << "; ring in_use: " << rep.in_use_when_dry);
-  CHECK(a_held == 4);
-  CHECK_FALSE(rep.b_done_while_dry);
-  CHECK(rep.stalled_turns < 50);
-  CHECK(rep.b_error.empty());
-  CHECK(rep.b_got == "hello B");
-  CHECK(rep.a_complete);
+  auto body = []() -> Task<void> {
+    net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
+    Pair a = co_await make_pair(&listener);
+    Pair b = co_await make_pair(&listener);
+    a.server.set_max_buffers(1000);
+    net::detail::NetService& svc = service();
+
+    net::Received a0 = co_await a.server.recv(5ms);  // arms A's multishot recv
+    CHECK(a0.error == std::errc::timed_out);
+    const std::string a_data = pattern(64 * 1024, 11);
+    auto sending_a = coring::spawn(send_text(&a.client, &a_data, 10s));
+    co_await coring::sleep_for(20ms);
+    // The whole ring is queued in A, nothing is leased.
+    const auto a_held = a.server.buffers_held();
+    const auto in_use_when_dry = svc.ring().in_use();
+    CHECK(a_held == 4);
+
+    auto b_recv = coring::spawn(recv_with_timeout(&b.server, 5s));
+    const DryWait dry = co_await send_b_while_dry(&b, &b_recv);
+    INFO("loop turns over 200 ms with the ring dry: " << dry.turns
+                                                      << "; ring in_use: " << in_use_when_dry);
+    CHECK_FALSE(dry.recv_done);
+    CHECK(dry.turns < 50);
+
+    // A reads its stream, each buffer given back at once: B gets its turn.
+    auto draining_a = coring::spawn(read_rest(&a.server, a_data.size()));
+    net::Received rb = co_await b_recv;
+    const std::string b_error = rb.error ? rb.error.message() : "";
+    CHECK(b_error.empty());
+    CHECK(rb.buffer.as_string_view() == "hello B");
+    rb.buffer.reset();
+    const std::string a_got = co_await draining_a;
+    net::SendResult wa = co_await sending_a;
+    CHECK(wa.bytes == a_data.size());
+    CHECK(a_got == a_data);
+  };
+  EventLoop loop;
+  net::NetOptions opts;
+  opts.buffers.entries = 4;
+  opts.buffers.buffer_size = 4096;
+  net::configure(loop, opts);
+  loop.run(body());
 }
 
 TEST_CASE("BufferRing: buffers recycled before an ENOBUFS completion is handled are not missed",
-          "[net]") {
+          "[net][buffer_ring]") {
   // Without DEFER_TASKRUN the kernel may run B's recv (and post its ENOBUFS) on
   // the way back from send(2), before A's buffers are recycled; if the loop
   // then parked B among the buffer waiters, no further recycle would wake it.
   auto mode = GENERATE(coring::RingMode::automatic, coring::RingMode::coop_taskrun,
                        coring::RingMode::plain);
   INFO("ring mode " << static_cast<int>(mode));
-  std::string b_got;
-  std::string b_error;
-  unsigned cqes_before_recycle = 0;
-  {
-    coring::LoopOptions lo;
-    lo.ring_mode = mode;
-    EventLoop loop(lo);
-    INFO(loop.describe());
-    net::NetOptions opts;
-    opts.buffers.entries = 4;
-    opts.buffers.buffer_size = 4096;
-    net::configure(loop, opts);
-    loop.run(recycle_before_enobufs_body(&b_got, &b_error, &cqes_before_recycle));
-  }
-  // 1 in coop_taskrun and plain modes on Linux 6.18: B's ENOBUFS, handled after
-  // the recycle (0 with DEFER_TASKRUN: B's recv runs after it, and succeeds).
-  INFO("completions waiting in the CQ ring before the recycle: " << cqes_before_recycle);
-  CHECK(b_error.empty());
-  CHECK(b_got == "hello B");
+  // The ring runs dry while B's multishot recv is armed and waiting; B's data
+  // arrives (a plain send(2), synchronous on loopback), and in the same task,
+  // before the loop handles B's completion, A's buffers go back to the ring. B
+  // must get its data.
+  auto body = []() -> Task<void> {
+    net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
+    Pair a = co_await make_pair(&listener);
+    Pair b = co_await make_pair(&listener);
+    a.server.set_max_buffers(1000);
+    net::detail::NetService& svc = service();
+
+    // A's multishot recv armed (a recv that times out leaves it armed).
+    net::Received a0 = co_await a.server.recv(5ms);
+    CHECK(a0.error == std::errc::timed_out);
+    // B's recv waits with buffers still free.
+    auto b_recv = coring::spawn(recv_with_timeout(&b.server, 1500ms));
+    co_await coring::sleep_for(5ms);
+
+    // Four small messages to A, one buffer each: the ring (4 entries) is dry.
+    for (int i = 0; i < 4; ++i) {
+      const std::string m = "a" + std::to_string(i);
+      REQUIRE(::send(a.client.native_handle(), m.data(), m.size(), MSG_NOSIGNAL) == 2);
+      co_await coring::sleep_for(3ms);
+    }
+    std::vector<net::BufferLease> held;
+    for (int i = 0; i < 4; ++i) {
+      net::Received r = co_await a.server.recv(1s);
+      REQUIRE(r);
+      held.push_back(std::move(r.buffer));
+    }
+    REQUIRE(svc.ring().in_use() == 4);
+
+    const std::string hello = "hello B";
+    REQUIRE(::send(b.client.native_handle(), hello.data(), hello.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(hello.size()));
+    // Without DEFER_TASKRUN, B's recv has already run (and failed) by now.
+    const unsigned cqes_before_recycle =
+        ::io_uring_cq_ready(EventLoop::current_or_throw().backend().native_ring());
+    held.clear();  // no suspension between the send and the recycling
+    CHECK(svc.ring().in_use() == 0);
+
+    net::Received rb = co_await b_recv;
+    // 1 in coop_taskrun and plain modes on Linux 6.18: B's ENOBUFS, handled after
+    // the recycle (0 with DEFER_TASKRUN: B's recv runs after it, and succeeds).
+    INFO("completions waiting in the CQ ring before the recycle: " << cqes_before_recycle);
+    const std::string b_error = rb.error ? rb.error.message() : "";
+    CHECK(b_error.empty());
+    CHECK(rb.buffer.as_string_view() == "hello B");
+  };
+  coring::LoopOptions lo;
+  lo.ring_mode = mode;
+  EventLoop loop(lo);
+  INFO(loop.describe());
+  net::NetOptions opts;
+  opts.buffers.entries = 4;
+  opts.buffers.buffer_size = 4096;
+  net::configure(loop, opts);
+  loop.run(body());
 }
