@@ -30,6 +30,9 @@
 #   SKIP_BUILD=1  use the binaries as they are
 #   CORING_ECHO_SERVER, URING_ECHO_SERVER, ASIO_ECHO_SERVER, ECHO_CLIENT: binaries to use
 #                 instead of the ones in $BUILD_DIR
+#   PREVIOUS_ECHO_SERVER  an earlier coring's echo_server, measured as a fourth server
+#                 ("previous") with the ratio coring/previous (bench/compare_revisions.sh
+#                 sets it); left out when unset
 # Takes about 5 minutes with the defaults (plus the build). Exits non-zero if a client run
 # failed (echo mismatch, errors) or a server could not be started.
 set -euo pipefail
@@ -87,12 +90,15 @@ declare -A BIN=(
   [coring]="${CORING_ECHO_SERVER:-$BUILD_DIR/demos/echo_server}"
   [baseline]="${URING_ECHO_SERVER:-$BUILD_DIR/bench/baselines/uring_echo_server}"
   [asio]="${ASIO_ECHO_SERVER:-$BUILD_DIR/bench/baselines/asio_echo_server}"
+  [previous]="${PREVIOUS_ECHO_SERVER:-}"
 )
 [[ -x "$CLIENT" ]] || die "no echo_client at $CLIENT"
 SERVERS=()
-for s in coring baseline asio; do
+for s in coring baseline asio previous; do
   if [[ -x "${BIN[$s]}" ]]; then
     SERVERS+=("$s")
+  elif [[ $s == previous && -z "${BIN[$s]}" ]]; then
+    continue
   else
     echo "== WARNING: no $s server at ${BIN[$s]}; it is left out" >&2
   fi
@@ -316,8 +322,9 @@ with open(raw) as f:
         kv = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
         (idle if line.startswith("idle ") else runs).append(kv)
 
-LABEL = {"coring": "coring", "baseline": "liburing baseline", "asio": "Asio"}
-servers = [s for s in ("coring", "baseline", "asio")
+LABEL = {"coring": "coring", "baseline": "liburing baseline", "asio": "Asio",
+         "previous": "previous coring"}
+servers = [s for s in ("coring", "baseline", "asio", "previous")
            if any(r["server"] == s for r in runs + idle)]
 
 def ok(r):
@@ -355,7 +362,7 @@ for sc in scenarios:
         print(f"| {LABEL[s]} | {fmt(m[s]['rt_per_s'], 0)} | {fmt(m[s]['cpu_us_per_rt'], 2)} | "
               f"{fmt(m[s]['p50_us'])} | {fmt(m[s]['p99_us'])} | {fmt(m[s]['p999_us'])} | "
               f"{fmt(m[s]['rss'])} | {len(good)}/{len(rows)} |")
-    for other in ("baseline", "asio"):
+    for other in ("baseline", "asio", "previous"):
         if "coring" in m and other in m:
             r = {k: ratio(m["coring"][k], m[other][k]) for k in m["coring"]}
             print(f"| coring/{other} | " + " | ".join(

@@ -3,8 +3,8 @@
 // It is the single place that arms cancellation and an optional timeout,
 // parks the task, and resumes it with a result.
 //
-// State (end_): idle (not awaited yet) -> pending (suspended) -> done, timed_out
-// or cancelled. An operation that completes without suspending (its await_ready
+// State (op_state_.end): idle (not awaited yet) -> pending (suspended) -> done,
+// timed_out or cancelled. An operation that completes without suspending (its await_ready
 // or await_suspend found the result at once) never becomes pending, never arms
 // anything and never times out.
 //
@@ -38,8 +38,8 @@
 // loop turn) unless the result is already there. Timeouts need an EventLoop
 // (the timer heap); an operation without one runs on a bare TaskScheduler too.
 //
-// What it waits on (target()) is recorded for task dumps: a kind, an fd, and
-// the object (primitive, socket, task).
+// What it waits on (target()) is recorded for task dumps: a kind and the
+// object (primitive, socket core, task, IoRequest -- the fd is in the last two).
 //
 // Cost: an operation that completes without suspending (a pop of a queued
 // item, a lock of a free mutex) sets one word of the base; everything a
