@@ -89,7 +89,7 @@ void ListenerCore::on_accept(Completion* c, int res, std::uint32_t flags) noexce
   }
   self->maybe_arm();
   if (self->waiter_ != nullptr && queued > 0) {
-    AcceptWaiter* w = std::exchange(self->waiter_, nullptr);
+    AcceptOp* w = std::exchange(self->waiter_, nullptr);
     w->fd = self->pop(w->error);
     w->svc = self->svc;
     w->deliver();
@@ -123,25 +123,25 @@ void ListenerCore::check_can_park() const {
   }
 }
 
-void ListenerCore::park(AcceptWaiter* w) noexcept {
+void ListenerCore::park(AcceptOp* w) noexcept {
   maybe_arm();
   waiter_ = w;
   w->svc = svc;
 }
 
-AcceptWaiter::~AcceptWaiter() {
+AcceptOp::~AcceptOp() {
   if (pending()) core->unpark(this);
 }
 
-bool AcceptWaiter::leave(Operation* op) noexcept {
-  auto* self = static_cast<AcceptWaiter*>(op);
+bool AcceptOp::leave(Operation* op) noexcept {
+  auto* self = static_cast<AcceptOp*>(op);
   self->core->unpark(self);
   return true;
 }
 
 void ListenerCore::orphan() noexcept {
   orphaned = true;
-  if (AcceptWaiter* w = std::exchange(waiter_, nullptr)) {
+  if (AcceptOp* w = std::exchange(waiter_, nullptr)) {
     w->fd = -1;
     w->error = ECANCELED;
     w->deliver();

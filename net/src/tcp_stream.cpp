@@ -93,7 +93,7 @@ void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
     } else if (self->waiter_ != nullptr && self->queued_ == 0) {
       // The common case: a task is waiting and nothing is queued; hand over
       // directly.
-      RecvWaiter* w = std::exchange(self->waiter_, nullptr);
+      RecvOp* w = std::exchange(self->waiter_, nullptr);
       ++self->leased_;
       ++self->ring_held_;
       w->status = kData;
@@ -189,14 +189,14 @@ void StreamCore::check_can_park() {
   svc->ring();  // set up on first use; may throw (a kernel without buffer rings)
 }
 
-void StreamCore::park(RecvWaiter* w) noexcept {
+void StreamCore::park(RecvOp* w) noexcept {
   started_ = true;
   maybe_arm();
   waiter_ = w;
 }
 
 void StreamCore::wake() noexcept {
-  RecvWaiter* w = std::exchange(waiter_, nullptr);
+  RecvOp* w = std::exchange(waiter_, nullptr);
   w->status = pop(w->data, w->len, w->bid);
   w->deliver();
 }
@@ -240,7 +240,7 @@ void StreamCore::give_back(std::uint16_t bid, std::byte* data) noexcept {
 
 void StreamCore::orphan(bool keep_fd) noexcept {
   orphaned = true;
-  if (RecvWaiter* w = std::exchange(waiter_, nullptr)) {
+  if (RecvOp* w = std::exchange(waiter_, nullptr)) {
     // A recv parked on a stream being closed ends with an error.
     w->status = -EBADF;
     w->deliver();

@@ -508,8 +508,7 @@ Task<void> collect_slow(std::vector<JoinHandle<SlowResult>>* hs, std::vector<Slo
 
 TEST_CASE("backpressure: 20 clients trickling one byte at a time do not hold up a fast client",
           "[net][backpressure]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  auto body = []() -> Task<void> {
+  coring_test::run_checking_fds([]() -> Task<void> {
     constexpr int kClients = 20;
     constexpr std::size_t kBytesEach = 40;
     EchoServer server(TcpListener::bind(Address::loopback_v4(0)));
@@ -556,10 +555,5 @@ TEST_CASE("backpressure: 20 clients trickling one byte at a time do not hold up 
     CHECK(stats.accepted == static_cast<std::uint64_t>(kClients) + 1);
     CHECK(stats.bytes == kClients * kBytesEach + ping.done * 64);
     CHECK(stats.errors == 0);
-  };
-  {
-    EventLoop loop;
-    loop.run(body());
-  }
-  CHECK(coring_test::count_open_fds() == fds);
+  });
 }

@@ -151,8 +151,7 @@ constexpr std::size_t kSizes[] = {0,     1,     63,    64,       4095,
 
 TEST_CASE("echo server: 50 concurrent clients, sizes 0 B to 1 MiB+1, every byte checked",
           "[net][echo]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  auto body = []() -> Task<void> {
+  coring_test::run_checking_fds([]() -> Task<void> {
     constexpr std::size_t kClients = 50;
     EchoServer server(TcpListener::bind(Address::loopback_v4(0)));
     const Address addr = server.local_address();
@@ -199,12 +198,7 @@ TEST_CASE("echo server: 50 concurrent clients, sizes 0 B to 1 MiB+1, every byte 
     Connected late = co_await net::connect(addr, 2s);
     const std::error_code after_stop = late ? std::error_code() : late.error;
     CHECK(after_stop == std::errc::connection_refused);
-  };
-  {
-    EventLoop loop;
-    loop.run(body());
-  }
-  CHECK(coring_test::count_open_fds() == fds);
+  });
 }
 
 TEST_CASE("echo server: a client that shuts down its sending side first still gets every byte",
@@ -249,8 +243,7 @@ TEST_CASE("echo server: a client that shuts down its sending side first still ge
 
 TEST_CASE("echo server: stop() lets a connected client finish within the grace period",
           "[net][echo]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  auto body = []() -> Task<void> {
+  coring_test::run_checking_fds([]() -> Task<void> {
     EchoOptions opt;
     opt.grace = 5s;
     EchoServer server(TcpListener::bind(Address::loopback_v4(0)), opt);
@@ -282,18 +275,12 @@ TEST_CASE("echo server: stop() lets a connected client finish within the grace p
           std::string("before stop").size() + std::string("after stop: still echoed").size());
     // serve() returned when the client left, not at the end of the 5 s grace.
     CHECK(drain_ms < 2000);
-  };
-  {
-    EventLoop loop;
-    loop.run(body());
-  }
-  CHECK(coring_test::count_open_fds() == fds);
+  });
 }
 
 TEST_CASE("echo server: a connect in the same turn as stop() is refused, not accepted then reset",
           "[net][echo]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  auto body = []() -> Task<void> {
+  coring_test::run_checking_fds([]() -> Task<void> {
     EchoServer server(TcpListener::bind(Address::loopback_v4(0)));
     const Address addr = server.local_address();
     JoinHandle<EchoStats> serving = coring::spawn(server.serve(), "serve");
@@ -320,18 +307,12 @@ TEST_CASE("echo server: a connect in the same turn as stop() is refused, not acc
     const EchoStats stats = co_await serving;
     CHECK(stats.accepted == 1);
     CHECK(stats.active == 0);
-  };
-  {
-    EventLoop loop;
-    loop.run(body());
-  }
-  CHECK(coring_test::count_open_fds() == fds);
+  });
 }
 
 TEST_CASE("echo server: a client still connected when the grace period ends is cut off",
           "[net][echo]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  auto body = []() -> Task<void> {
+  coring_test::run_checking_fds([]() -> Task<void> {
     EchoOptions opt;
     opt.grace = 100ms;
     EchoServer server(TcpListener::bind(Address::loopback_v4(0)), opt);
@@ -355,20 +336,14 @@ TEST_CASE("echo server: a client still connected when the grace period ends is c
     CHECK(stats.accepted == 1);
     CHECK(stats.active == 0);
     CHECK(stats.bytes == 5);
-  };
-  {
-    EventLoop loop;
-    loop.run(body());
-  }
-  CHECK(coring_test::count_open_fds() == fds);
+  });
 }
 
 // ---- max_connections ----
 
 TEST_CASE("echo server: max_connections 2 turns a third client away, the first two go on",
           "[net][echo]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  auto body = []() -> Task<void> {
+  coring_test::run_checking_fds([]() -> Task<void> {
     EchoOptions opt;
     opt.max_connections = 2;
     EchoServer server(TcpListener::bind(Address::loopback_v4(0)), opt);
@@ -417,12 +392,7 @@ TEST_CASE("echo server: max_connections 2 turns a third client away, the first t
     CHECK(stats.rejected == 1);
     CHECK(stats.accepted == 3);
     CHECK(stats.active == 0);
-  };
-  {
-    EventLoop loop;
-    loop.run(body());
-  }
-  CHECK(coring_test::count_open_fds() == fds);
+  });
 }
 
 namespace {
@@ -443,8 +413,7 @@ Task<std::string> burst_client(Address addr) {
 }  // namespace
 
 TEST_CASE("echo server: max_connections holds when three clients arrive at once", "[net][echo]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  auto body = []() -> Task<void> {
+  coring_test::run_checking_fds([]() -> Task<void> {
     EchoOptions opt;
     opt.max_connections = 2;
     EchoServer server(TcpListener::bind(Address::loopback_v4(0)), opt);
@@ -465,12 +434,7 @@ TEST_CASE("echo server: max_connections holds when three clients arrive at once"
     const EchoStats stats = co_await serving;
     CHECK(stats.accepted == 2);
     CHECK(stats.rejected == 1);
-  };
-  {
-    EventLoop loop;
-    loop.run(body());
-  }
-  CHECK(coring_test::count_open_fds() == fds);
+  });
 }
 
 // ---- idle_timeout ----
@@ -493,8 +457,7 @@ Task<bool> chatty_client(TcpStream* stream, Duration every, Duration total) {
 }  // namespace
 
 TEST_CASE("echo server: idle_timeout closes an idle client, not an active one", "[net][echo]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  auto body = []() -> Task<void> {
+  coring_test::run_checking_fds([]() -> Task<void> {
     const Duration timeout = 300ms;
     EchoOptions opt;
     opt.idle_timeout = timeout;
@@ -554,19 +517,13 @@ TEST_CASE("echo server: idle_timeout closes an idle client, not an active one", 
     CHECK(stats.timeouts == 2);
     CHECK(stats.accepted == 3);
     CHECK(stats.active == 0);
-  };
-  {
-    EventLoop loop;
-    loop.run(body());
-  }
-  CHECK(coring_test::count_open_fds() == fds);
+  });
 }
 
 // ---- callbacks ----
 
 TEST_CASE("echo server: on_connect and on_disconnect get each client's address", "[net][echo]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  auto body = []() -> Task<void> {
+  coring_test::run_checking_fds([]() -> Task<void> {
     std::vector<std::string> connected;
     std::vector<std::string> disconnected;
     std::vector<std::string> clients;
@@ -605,12 +562,7 @@ TEST_CASE("echo server: on_connect and on_disconnect get each client's address",
     };
     CHECK(sorted(disconnected) == sorted(clients));
     for (const auto& a : clients) CHECK(a.rfind("127.0.0.1:", 0) == 0);
-  };
-  {
-    EventLoop loop;
-    loop.run(body());
-  }
-  CHECK(coring_test::count_open_fds() == fds);
+  });
 }
 
 // ---- a peer that resets ----
@@ -651,8 +603,7 @@ Task<ClientResult> resetting_client(Address addr, std::size_t* written) {
 
 TEST_CASE("echo server: a peer that resets mid-stream counts as an error, others carry on",
           "[net][echo]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  auto body = []() -> Task<void> {
+  coring_test::run_checking_fds([]() -> Task<void> {
     EchoServer server(TcpListener::bind(Address::loopback_v4(0)));
     const Address addr = server.local_address();
     JoinHandle<EchoStats> serving = coring::spawn(server.serve(), "serve");
@@ -692,20 +643,14 @@ TEST_CASE("echo server: a peer that resets mid-stream counts as an error, others
     CHECK(stats.bytes >= total);
     CHECK(stats.bytes <= total + reset_written);
     CHECK(stats.active == 0);
-  };
-  {
-    EventLoop loop;
-    loop.run(body());
-  }
-  CHECK(coring_test::count_open_fds() == fds);
+  });
 }
 
 // ---- serve_echo cancelled ----
 
 TEST_CASE("serve_echo cancelled through its JoinHandle: cancelled, connections closed, no fd left",
           "[net][echo]") {
-  const std::size_t fds = coring_test::count_open_fds();
-  auto body = []() -> Task<void> {
+  coring_test::run_checking_fds([]() -> Task<void> {
     const std::size_t fds_at_start = coring_test::count_open_fds();
     TcpListener listener = TcpListener::bind(Address::loopback_v4(0));
     const Address addr = listener.local_address();
@@ -744,12 +689,7 @@ TEST_CASE("serve_echo cancelled through its JoinHandle: cancelled, connections c
     const std::size_t fds_after = coring_test::count_open_fds();
     CAPTURE(fds_at_start, fds_after);
     CHECK(fds_back);
-  };
-  {
-    EventLoop loop;
-    loop.run(body());
-  }
-  CHECK(coring_test::count_open_fds() == fds);
+  });
 }
 
 // ---- out of fds ----

@@ -1,7 +1,7 @@
 // Helpers shared by the net test files: the names they use, a connected
 // client/server pair, reads until a size or EOF, raw blocking sockets, polling
-// until a condition holds, test data, heap/RSS measuring, sanitizer detection
-// and an RLIMIT_NOFILE guard.
+// until a condition holds, a run on a fresh loop checked for fd leaks, test
+// data, heap/RSS measuring, sanitizer detection and an RLIMIT_NOFILE guard.
 //
 // Coroutine helpers take their parameters by value or by pointer, and never
 // co_await inside a Catch macro (GCC 12 evaluates it twice).
@@ -83,6 +83,20 @@ inline std::size_t rss_bytes() {
   std::size_t resident = 0;
   f >> size >> resident;
   return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// ---- a whole test on a fresh loop ----
+
+// Runs body() to its end on a fresh EventLoop and checks that nothing the run
+// opened -- sockets, the loop's ring and eventfd -- is left open afterwards.
+template <class Body>
+void run_checking_fds(Body body) {
+  const std::size_t fds = count_open_fds();
+  {
+    EventLoop loop;
+    loop.run(body());
+  }
+  CHECK(count_open_fds() == fds);
 }
 
 // ---- time ----

@@ -67,7 +67,7 @@ class ListenerCore;
 // The part of an AcceptAwaiter the core talks to: an Operation parked in the
 // core (at most one per listener). A timeout or a cancellation unparks it;
 // queued connections stay queued.
-class AcceptWaiter : public Operation {
+class AcceptOp : public Operation {
  public:
   ListenerCore* core;
   NetService* svc = nullptr;  // kept: the core may be gone by the time we resume
@@ -81,9 +81,9 @@ class AcceptWaiter : public Operation {
   }
 
  protected:
-  explicit AcceptWaiter(ListenerCore* c) noexcept : core(c) {}
-  AcceptWaiter(AcceptWaiter&& o) noexcept : Operation(std::move(o)), core(o.core) {}
-  ~AcceptWaiter();
+  explicit AcceptOp(ListenerCore* c) noexcept : core(c) {}
+  AcceptOp(AcceptOp&& o) noexcept : Operation(std::move(o)), core(o.core) {}
+  ~AcceptOp();
   template <class P>
   bool prepare_accept(std::coroutine_handle<P> h);
 
@@ -101,8 +101,8 @@ class ListenerCore final : public SocketCore, private Completion, private TimerN
   [[nodiscard]] bool ready() const noexcept { return !queue_.empty() || orphaned; }
   // Throws std::logic_error if another task is already in accept().
   void check_can_park() const;
-  void park(AcceptWaiter* w) noexcept;
-  void unpark(AcceptWaiter* w) noexcept {
+  void park(AcceptOp* w) noexcept;
+  void unpark(AcceptOp* w) noexcept {
     if (waiter_ == w) waiter_ = nullptr;
   }
   // A queued connection's fd, or -1 (then `error` says why).
@@ -119,7 +119,7 @@ class ListenerCore final : public SocketCore, private Completion, private TimerN
 
   std::vector<int> queue_;  // accepted fds in arrival order (small: kMaxQueued)
   std::size_t queue_head_ = 0;
-  AcceptWaiter* waiter_ = nullptr;
+  AcceptOp* waiter_ = nullptr;
   Duration backoff_{0};
   bool armed_ = false;
   bool cancel_sent_ = false;
@@ -129,14 +129,14 @@ class ListenerCore final : public SocketCore, private Completion, private TimerN
 };
 
 template <class P>
-bool AcceptWaiter::prepare_accept(std::coroutine_handle<P> h) {
-  return prepare<&AcceptWaiter::leave>(h, WaitKind::accept, core);
+bool AcceptOp::prepare_accept(std::coroutine_handle<P> h) {
+  return prepare<&AcceptOp::leave>(h, WaitKind::accept, core);
 }
 
 }  // namespace detail
 
 // accept(): the next connection (see the header comment).
-class [[nodiscard]] AcceptAwaiter : public detail::AcceptWaiter {
+class [[nodiscard]] AcceptAwaiter : public detail::AcceptOp {
  public:
   AcceptAwaiter(AcceptAwaiter&&) noexcept = default;
 
@@ -153,7 +153,7 @@ class [[nodiscard]] AcceptAwaiter : public detail::AcceptWaiter {
 
  private:
   friend class TcpListener;
-  explicit AcceptAwaiter(detail::ListenerCore* c) noexcept : AcceptWaiter(c) {}
+  explicit AcceptAwaiter(detail::ListenerCore* c) noexcept : AcceptOp(c) {}
 };
 
 class TcpListener {

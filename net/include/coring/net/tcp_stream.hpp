@@ -130,7 +130,7 @@ struct [[nodiscard]] SendResult {
 };
 
 // recv(): the next received buffer, EOF or an error (see the header comment).
-class [[nodiscard]] RecvAwaiter : public detail::RecvWaiter {
+class [[nodiscard]] RecvAwaiter : public detail::RecvOp {
  public:
   RecvAwaiter(RecvAwaiter&&) noexcept = default;
 
@@ -147,7 +147,7 @@ class [[nodiscard]] RecvAwaiter : public detail::RecvWaiter {
 
  private:
   friend class TcpStream;
-  explicit RecvAwaiter(detail::StreamCore* c) noexcept : RecvWaiter(c) {}
+  explicit RecvAwaiter(detail::StreamCore* c) noexcept : RecvOp(c) {}
 };
 
 // send_all(): one operation over every short send (see the header comment).

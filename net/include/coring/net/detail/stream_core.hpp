@@ -44,7 +44,7 @@ class SendAllAwaiter;
 
 namespace coring::net::detail {
 
-class RecvWaiter;
+class RecvOp;
 
 class StreamCore final : public SocketCore, private Completion {
  public:
@@ -57,8 +57,8 @@ class StreamCore final : public SocketCore, private Completion {
   // waiting on this stream, or what setting up the loop's buffer ring throws.
   void check_can_park();
   // Parks `w` until readable, arming the recv if needed.
-  void park(RecvWaiter* w) noexcept;
-  void unpark(RecvWaiter* w) noexcept {
+  void park(RecvOp* w) noexcept;
+  void unpark(RecvOp* w) noexcept {
     if (waiter_ == w) waiter_ = nullptr;
   }
   static constexpr int kData = 1;
@@ -124,7 +124,7 @@ class StreamCore final : public SocketCore, private Completion {
   bool throttled_ = false;    // hit the cap: single-shot recvs until all is given back
   bool close_pending_ = false;
   bool limited_ = false;  // the armed multishot recv carries a byte limit
-  RecvWaiter* waiter_ = nullptr;
+  RecvOp* waiter_ = nullptr;
   SendAllAwaiter* sends_ = nullptr;  // send_all operations in flight (intrusive list)
   struct CloseOp : Completion {
     StreamCore* core = nullptr;
@@ -134,7 +134,7 @@ class StreamCore final : public SocketCore, private Completion {
 // The part of a RecvAwaiter the core talks to: an Operation parked in the core
 // (at most one per stream). A timeout or a cancellation unparks it; queued
 // data stays queued.
-class RecvWaiter : public Operation {
+class RecvOp : public Operation {
  public:
   StreamCore* core;
   // Filled when woken: as StreamCore::pop returns (kData: in data/len/bid).
@@ -151,19 +151,19 @@ class RecvWaiter : public Operation {
   }
 
  protected:
-  explicit RecvWaiter(StreamCore* c) noexcept : core(c) {}
-  RecvWaiter(RecvWaiter&& o) noexcept : Operation(std::move(o)), core(o.core) {}
-  ~RecvWaiter() {
+  explicit RecvOp(StreamCore* c) noexcept : core(c) {}
+  RecvOp(RecvOp&& o) noexcept : Operation(std::move(o)), core(o.core) {}
+  ~RecvOp() {
     if (pending()) core->unpark(this);
   }
   template <class P>
   bool prepare_recv(std::coroutine_handle<P> h) {
-    return prepare<&RecvWaiter::leave>(h, WaitKind::recv, core);
+    return prepare<&RecvOp::leave>(h, WaitKind::recv, core);
   }
 
  private:
   static bool leave(Operation* op) noexcept {
-    auto* self = static_cast<RecvWaiter*>(op);
+    auto* self = static_cast<RecvOp*>(op);
     self->core->unpark(self);
     return true;
   }
