@@ -18,6 +18,7 @@ constexpr std::size_t kInternalOps = 1;
 
 EventLoop::EventLoop(LoopOptions options) : options_(std::move(options)) {
   if (options_.run_budget == 0) options_.run_budget = 1;
+  scheduler_.timers_ = &timers_;
   backend_ =
       options_.backend_factory ? options_.backend_factory(options_) : make_uring_backend(options_);
   event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

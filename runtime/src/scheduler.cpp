@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <new>
 #include <stdexcept>
 
 namespace coring {
@@ -55,12 +56,17 @@ std::coroutine_handle<> PromiseBase::on_final(std::coroutine_handle<> self) noex
   JoinOp* const joiner = joiner_;
   if (JoinHandleBase* h = handle_) {
     // The result moves into the handle (a value already did, in TaskPromise<T>).
-    h->name_ = std::exchange(name_, nullptr);
+    TaskEndRecord* r = std::exchange(record_, nullptr);
     if (!exception_) [[likely]] {
-      h->state_ = JoinHandleBase::State::returned;
+      h->settle(JoinHandleBase::State::returned, r);
     } else {
-      h->state_ = JoinHandleBase::State::failed;
-      h->error_ = std::move(exception_);
+      if (r == nullptr) r = new (std::nothrow) TaskEndRecord;
+      if (r != nullptr) {
+        r->error = std::move(exception_);
+      } else {
+        report_unobserved(*this, "joined (no memory to keep its exception)");
+      }
+      h->settle(JoinHandleBase::State::failed, r);
     }
   } else if (exception_) {
     report_unobserved(*this, "detached");  // detached: nobody will read the result
@@ -77,11 +83,11 @@ void PromiseBase::end_cancelled() noexcept {
   done_ = true;
   scheduler_->forget(*this);
   JoinOp* joiner = std::exchange(joiner_, nullptr);
-  std::string* name = std::exchange(name_, nullptr);
+  TaskEndRecord* r = std::exchange(record_, nullptr);
   if (handle_ != nullptr) {
-    handle_->settle(JoinHandleBase::State::cancelled, nullptr, name);
+    handle_->settle(JoinHandleBase::State::cancelled, r);
   } else {
-    delete name;
+    delete r;
   }
   // The frames' destructors run (locals first, then this promise, with the
   // task's context and extension); no code after the suspension point does.
@@ -90,46 +96,48 @@ void PromiseBase::end_cancelled() noexcept {
 }
 
 void JoinHandleBase::release_slow() noexcept {
-  switch (state_) {
-    case State::empty:
-      return;
-    case State::running:
-      task_->handle_ = nullptr;  // detach: the task frees itself when it ends
-      break;
-    default:
-      if (state_ == State::failed && !observed_) {
-        report_failure(name_ != nullptr ? std::string_view(*name_) : std::string_view(), "unjoined",
-                       error_);
-      }
-      delete name_;
-      error_ = nullptr;
-      break;
+  if (state() == State::running) {
+    task()->handle_ = nullptr;  // detach: the task frees itself when it ends
+  } else if (TaskEndRecord* r = record()) {
+    if (state() == State::failed && (word_ & kObserved) == 0) {
+      report_failure(r->name, "unjoined", r->error);
+    }
+    delete r;
   }
-  state_ = State::empty;
+  word_ = 0;
 }
 
 void JoinHandleBase::cancel() noexcept {
-  if (state_ == State::running) task_->cancel_root();
+  if (state() == State::running) task()->cancel_root();
 }
 
 std::string_view JoinHandleBase::name() const noexcept {
-  if (state_ == State::running) return task_->name();
-  if (state_ != State::empty && name_ != nullptr) return *name_;
+  if (state() == State::running) return task()->name();
+  if (TaskEndRecord* r = record(); r != nullptr && state() != State::empty) return r->name;
   return {};
 }
 
+const std::exception_ptr& JoinHandleBase::error() const noexcept {
+  static const std::exception_ptr kNone;
+  TaskEndRecord* r = state() == State::failed ? record() : nullptr;
+  return r != nullptr ? r->error : kNone;
+}
+
 void JoinHandleBase::throw_not_ended() const {
-  if (state_ == State::taken) {
+  if (state() == State::taken) {
     throw std::logic_error("coring: the result of this JoinHandle was already taken");
   }
-  throw std::logic_error(state_ == State::running
+  throw std::logic_error(state() == State::running
                              ? "coring: the result of a task that has not ended"
                              : "coring: the result of an empty JoinHandle");
 }
 
 void JoinHandleBase::throw_result() {
   check_ended();
-  if (state_ == State::failed) std::rethrow_exception(error_);
+  if (state() == State::failed) {
+    if (const std::exception_ptr& e = error()) std::rethrow_exception(e);
+    throw std::bad_alloc();  // the exception was lost: no memory to keep it
+  }
   throw TaskCancelled(name());
 }
 
@@ -163,7 +171,7 @@ void detail::throw_no_scheduler() {
 
 void TaskScheduler::adopt(detail::PromiseBase& p, void* frame, std::string_view name) {
   p.frame_ = frame;
-  if (!name.empty()) p.name_ = new std::string(name);
+  if (!name.empty()) p.record_ = new detail::TaskEndRecord{std::string(name), {}};
   p.scheduler_ = this;
   p.ctx_ = &p.root_ctx_;
   p.next_ = roots_;
@@ -217,8 +225,8 @@ void TaskScheduler::shutdown() {
     forget(*p);
     if (p->joiner_ != nullptr) std::exchange(p->joiner_, nullptr)->task_ = nullptr;
     if (p->handle_ != nullptr) {
-      p->handle_->settle(detail::JoinHandleBase::State::cancelled, nullptr,
-                         std::exchange(p->name_, nullptr));
+      p->handle_->settle(detail::JoinHandleBase::State::cancelled,
+                         std::exchange(p->record_, nullptr));
     }
     std::coroutine_handle<>::from_address(p->frame_).destroy();
   }

@@ -11,8 +11,7 @@ void detail::throw_no_event_loop() {
 }
 
 void TimerQueue::add(TimerNode* n) {
-  n->seq = next_seq_++;
-  heap_.push_back(Entry{n->deadline, n->seq, n});
+  heap_.push_back(Entry{n->deadline, next_seq_++, n});
   sift_up(heap_.size() - 1, heap_.back());
 }
 

@@ -49,7 +49,7 @@ class [[nodiscard]] JoinHandle : public detail::JoinStorage<T> {
   T result() {
     this->check_result();
     if constexpr (std::is_void_v<T>) {
-      this->state_ = State::taken;
+      this->set_state(State::taken);
     } else {
       return this->take_value();
     }
@@ -59,17 +59,17 @@ class [[nodiscard]] JoinHandle : public detail::JoinStorage<T> {
   // when the result was already taken).
   Outcome<T> outcome() {
     this->check_ended();
-    this->observed_ = true;
-    switch (this->state_) {
+    this->observe();
+    switch (this->state()) {
       case State::returned:
         if constexpr (std::is_void_v<T>) {
-          this->state_ = State::taken;
+          this->set_state(State::taken);
           return Outcome<T>::from_value();
         } else {
           return Outcome<T>::from_value(this->take_value());
         }
       case State::failed:
-        return Outcome<T>::from_error(this->error_);
+        return Outcome<T>::from_error(this->error());
       default:
         return Outcome<T>::from_cancel();
     }
@@ -103,7 +103,8 @@ class [[nodiscard]] JoinHandle : public detail::JoinStorage<T> {
 };
 
 // Arrays and vectors of handles (a fan-out) stay compact.
-static_assert(sizeof(JoinHandle<void>) == 3 * sizeof(void*));
+static_assert(sizeof(JoinHandle<void>) == sizeof(void*));
+static_assert(sizeof(JoinHandle<int>) == 2 * sizeof(void*));
 
 template <class T>
 JoinHandle<T> TaskScheduler::spawn(Task<T> task, std::string_view name) {

@@ -112,10 +112,11 @@ class Operation : private CancelSlot, private TimerNode {
     assert(op_state_.end == End::idle && "set_timeout() on an operation already awaited");
     op_state_.has_timeout = d != kNoTimeout;
     op_state_.special = op_state_.has_timeout || op_state_.shielded;
-    timeout_ = d;
+    TimerNode::pending_timeout = d;
   }
+  // The timeout set (kNoTimeout if none); valid until the operation is awaited.
   [[nodiscard]] Duration timeout() const noexcept {
-    return op_state_.has_timeout ? timeout_ : kNoTimeout;
+    return op_state_.has_timeout ? TimerNode::pending_timeout : kNoTimeout;
   }
   // Before the operation is awaited: it will not be interrupted by a
   // cancellation of the task (see shield()).
@@ -138,11 +139,11 @@ class Operation : private CancelSlot, private TimerNode {
     op_state_.special = o.op_state_.special;
     op_state_.shielded = o.op_state_.shielded;
     op_state_.has_timeout = o.op_state_.has_timeout;
-    if (op_state_.has_timeout) timeout_ = o.timeout_;
+    if (op_state_.has_timeout) TimerNode::pending_timeout = o.TimerNode::pending_timeout;
   }
   ~Operation() {
     if (op_state_.end == End::pending) {
-      if (op_state_.has_timer && TimerNode::armed()) timers_->remove(this);
+      if (op_state_.has_timer && TimerNode::armed()) sched_->timers()->remove(this);
       if (ctx_ != nullptr) ctx_->disarm(this);
     }
   }
@@ -157,8 +158,9 @@ class Operation : private CancelSlot, private TimerNode {
     ctx_ = context_of(h);
     if (needs_timers || op_state_.special) [[unlikely]] {
       if (needs_timers || op_state_.has_timeout) {
-        timers_ = &detail::current_timers();
-        interrupt_ = Interrupt;
+        if (sched_->timers() == nullptr) detail::throw_no_event_loop();
+        on_fire = &Operation::timer_fired<Interrupt>;
+        heap_index = kNotArmed;
       }
       if (op_state_.shielded) ctx_ = nullptr;
     }
@@ -184,17 +186,17 @@ class Operation : private CancelSlot, private TimerNode {
   [[nodiscard]] static bool suspend_cancelled() noexcept { return true; }
 
   void start_timeout() {
-    if (op_state_.has_timeout) start_timer(detail::deadline_after(timeout_), false);
+    if (op_state_.has_timeout)
+      start_timer(detail::deadline_after(TimerNode::pending_timeout), false);
   }
   // Arms the timer for `at`: when it fires the operation completes (completes)
   // or is interrupted as timed out (!completes). Needs prepare(h, ..., true) or
   // a timeout.
   void start_timer(TimePoint at, bool completes) {
-    on_fire = &Operation::timer_fired;
     deadline = at;
     op_state_.has_timer = true;
     op_state_.timer_completes = completes;
-    timers_->add(this);
+    sched_->timers()->add(this);
   }
 
   // The operation ended (see the contract): resumes the task, or unwinds it
@@ -239,7 +241,7 @@ class Operation : private CancelSlot, private TimerNode {
   static_assert(sizeof(OpState) == 8);
 
   void finish(bool interrupted) noexcept {
-    if (op_state_.has_timer && TimerNode::armed()) timers_->remove(this);
+    if (op_state_.has_timer && TimerNode::armed()) sched_->timers()->remove(this);
     if (ctx_ != nullptr) ctx_->disarm(this);
     if (!interrupted) {
       op_state_.end = End::done;
@@ -255,15 +257,18 @@ class Operation : private CancelSlot, private TimerNode {
   template <InterruptFn Interrupt>
   static void cancel_requested(CancelSlot* s) noexcept {
     auto* self = static_cast<Operation*>(s);
-    if (self->op_state_.has_timer && self->TimerNode::armed()) self->timers_->remove(self);
+    if (self->op_state_.has_timer && self->TimerNode::armed()) {
+      self->sched_->timers()->remove(self);
+    }
     self->begin_interrupt(Why::cancel, Interrupt);
   }
+  template <InterruptFn Interrupt>
   static void timer_fired(TimerNode* t) noexcept {
     auto* self = static_cast<Operation*>(t);
     if (self->op_state_.timer_completes) {
       self->complete(false);
     } else {
-      self->begin_interrupt(Why::timeout, self->interrupt_);
+      self->begin_interrupt(Why::timeout, Interrupt);
     }
   }
 
@@ -273,11 +278,10 @@ class Operation : private CancelSlot, private TimerNode {
     std::coroutine_handle<> handle_;  // in a union: not set up front
   };
   TaskContext* ctx_;
-  TaskScheduler* sched_;
+  TaskScheduler* sched_;  // its timers() hold the operation's timer, if any
   const void* object_;
-  TimerQueue* timers_;     // with a timeout, or prepare(h, ..., true)
-  InterruptFn interrupt_;  // likewise (the timer's interrupt)
-  Duration timeout_;       // with op_state_.has_timeout
+  // The timeout (op_state_.has_timeout) waits in TimerNode::pending_timeout until
+  // start_timeout() turns it into the node's deadline.
 };
 
 }  // namespace coring

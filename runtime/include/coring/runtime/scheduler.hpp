@@ -23,7 +23,9 @@ template <class T>
 class Task;
 template <class T>
 class JoinHandle;
+class EventLoop;
 class TaskScheduler;
+class TimerQueue;
 
 namespace detail {
 
@@ -96,6 +98,10 @@ class TaskScheduler {
   // Resumes at most `budget` queued coroutines; returns how many it resumed.
   std::size_t run_ready(std::size_t budget);
 
+  // The timer heap of the EventLoop that owns this scheduler (null for a bare
+  // TaskScheduler: timeouts and sleeps need an EventLoop).
+  [[nodiscard]] TimerQueue* timers() const noexcept { return timers_; }
+
   [[nodiscard]] bool has_ready() const noexcept { return !ready_.empty(); }
   [[nodiscard]] std::size_t ready_count() const noexcept { return ready_.size(); }
   // Root tasks spawned here that have not finished.
@@ -131,12 +137,14 @@ class TaskScheduler {
 
  private:
   friend class detail::PromiseBase;
+  friend class EventLoop;
   void adopt(detail::PromiseBase& p, void* frame, std::string_view name);
   void forget(detail::PromiseBase& p) noexcept;
 
   detail::ReadyQueue ready_;
   detail::PromiseBase* roots_ = nullptr;  // intrusive list of live root tasks
   std::size_t live_ = 0;
+  TimerQueue* timers_ = nullptr;
 };
 
 // The current thread's scheduler; throws std::logic_error outside one.

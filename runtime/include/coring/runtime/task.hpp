@@ -23,6 +23,7 @@
 
 #include <cassert>
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -47,6 +48,15 @@ namespace detail {
 class JoinHandleBase;
 class JoinOp;
 
+// What an ended task leaves its JoinHandle besides its value: its name (a
+// named task) and its exception (a failed one). Allocated only for those: a
+// named task has one from spawn() on (it holds the name), an unnamed one gets
+// one when it fails.
+struct TaskEndRecord {
+  std::string name;
+  std::exception_ptr error;
+};
+
 class PromiseBase {
  public:
   static void* operator new(std::size_t n) { return FrameAllocator::allocate(n); }
@@ -55,7 +65,7 @@ class PromiseBase {
   PromiseBase() noexcept : root_ctx_(&PromiseBase::unwind_root, this) {}
   PromiseBase(const PromiseBase&) = delete;
   PromiseBase& operator=(const PromiseBase&) = delete;
-  ~PromiseBase() { delete name_; }
+  ~PromiseBase() { delete record_; }
 
   [[nodiscard]] TaskContext* context() const noexcept { return ctx_; }
 
@@ -91,7 +101,7 @@ class PromiseBase {
   [[nodiscard]] bool done() const noexcept { return done_; }
   [[nodiscard]] TaskContext& root_context() noexcept { return root_ctx_; }
   [[nodiscard]] std::string_view name() const noexcept {
-    return name_ != nullptr ? std::string_view(*name_) : std::string_view();
+    return record_ != nullptr ? std::string_view(record_->name) : std::string_view();
   }
 
   // Ends the task: a child transfers back to its awaiter; a root settles its
@@ -126,7 +136,7 @@ class PromiseBase {
   void* frame_ = nullptr;             // this root's coroutine frame
   JoinHandleBase* handle_ = nullptr;  // the attached JoinHandle, or null when detached
   JoinOp* joiner_ = nullptr;          // the join waiting for this root, if any
-  std::string* name_ = nullptr;       // allocated only for named tasks
+  TaskEndRecord* record_ = nullptr;   // a named task's name (see TaskEndRecord)
   bool done_ = false;
   bool parent_is_task_ = false;  // an awaited child whose awaiter is a coring task
 
@@ -144,13 +154,18 @@ bool in_await_chain(const void* leaf_frame, const PromiseBase& leaf, const void*
 // The caller's side of a spawned task, without its value type: the state of the
 // task as the handle sees it. The task settles it when it ends (see
 // PromiseBase::on_final); JoinHandle<T> (join_handle.hpp) adds the value.
+//
+// One word: a pointer and, in its low bits, the state -- the running task's
+// promise, or the ended task's TaskEndRecord (null when it had neither a name
+// nor an exception). A fan-out keeps its handles in its frame (skynet's ten per
+// task): JoinHandle<void> is one word, JoinHandle<int> two.
 class JoinHandleBase {
  public:
   // False for a default-constructed, moved-from or detached handle.
-  [[nodiscard]] bool valid() const noexcept { return state_ != State::empty; }
+  [[nodiscard]] bool valid() const noexcept { return word_ != 0; }
   // The task has ended (returned, failed or was cancelled).
   [[nodiscard]] bool done() const noexcept {
-    return state_ != State::empty && state_ != State::running;
+    return state() != State::empty && state() != State::running;
   }
   // Asks the task to stop at its next suspension point; no-op once it ended.
   void cancel() noexcept;
@@ -177,30 +192,45 @@ class JoinHandleBase {
   }
   ~JoinHandleBase() { release(); }
 
+  [[nodiscard]] State state() const noexcept { return static_cast<State>(word_ & kStateMask); }
+  void set_state(State s) noexcept {
+    word_ = (word_ & ~kStateMask) | static_cast<std::uintptr_t>(s);
+  }
+  // Running: the task's promise.
+  [[nodiscard]] PromiseBase* task() const noexcept {
+    return reinterpret_cast<PromiseBase*>(word_ & ~kStateMask);
+  }
+  // Ended: its record (null when it had no name and no exception).
+  [[nodiscard]] TaskEndRecord* record() const noexcept {
+    return reinterpret_cast<TaskEndRecord*>(word_ & ~kLowBits);
+  }
+  [[nodiscard]] const std::exception_ptr& error() const noexcept;
+
   // Detaches a running task; drops (and reports, if failed and never looked at)
   // a finished one's result. The value of a returned task is the derived
   // class's to destroy first.
   void release() noexcept {
-    if (state_ != State::empty) release_slow();
+    if (word_ != 0) release_slow();
   }
   void release_slow() noexcept;
   inline void steal(JoinHandleBase& o) noexcept;
-  // Called by the task (or by the scheduler freeing it unfinished).
-  void settle(State s, std::exception_ptr error, std::string* name) noexcept {
-    state_ = s;
-    if (error) error_ = std::move(error);
-    name_ = name;
+  // Called by the task (or by the scheduler freeing it unfinished); takes `r`.
+  void settle(State s, TaskEndRecord* r) noexcept {
+    word_ = reinterpret_cast<std::uintptr_t>(r) | static_cast<std::uintptr_t>(s);
   }
+  // Marks the result observed (a failure dropped unobserved is reported).
+  void observe() noexcept { word_ |= kObserved; }
   // The outcome without the value: rethrows a failure, throws TaskCancelled
   // for a cancelled task. Marks the result observed.
   void check_result() {
-    observed_ = true;
-    if (state_ != State::returned) [[unlikely]]
+    observe();
+    if (state() != State::returned) [[unlikely]]
       throw_result();
   }
   // Throws std::logic_error unless the task ended and its result is still here.
   void check_ended() const {
-    if (state_ == State::running || state_ == State::empty || state_ == State::taken) [[unlikely]]
+    const State s = state();
+    if (s == State::running || s == State::empty || s == State::taken) [[unlikely]]
       throw_not_ended();
   }
   [[noreturn]] void throw_result();
@@ -212,13 +242,14 @@ class JoinHandleBase {
   template <class T>
   friend class TaskPromise;
 
-  union {
-    PromiseBase* task_;  // running
-    std::string* name_;  // ended: the task's name, owned (null when unnamed)
-  };
-  std::exception_ptr error_;  // failed
-  State state_ = State::empty;
-  bool observed_ = false;  // the result was taken
+ private:
+  // A promise is at least 8-aligned; a record comes from operator new.
+  static constexpr std::uintptr_t kStateMask = 7;
+  static constexpr std::uintptr_t kObserved = 8;  // with an ended task only
+  static constexpr std::uintptr_t kLowBits = 15;
+  static_assert(__STDCPP_DEFAULT_NEW_ALIGNMENT__ >= 16);
+
+  std::uintptr_t word_ = 0;  // 0: empty
 };
 
 // JoinHandleBase plus room for the value of a task that returned.
@@ -241,15 +272,15 @@ class JoinStorage : public JoinHandleBase {
   void take_value_of(JoinStorage& o) noexcept {
     static_assert(std::is_nothrow_move_constructible_v<T>,
                   "a spawned task's value type must be nothrow-movable");
-    if (state_ == State::returned) {
+    if (state() == State::returned) {
       ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
       o.value_.~T();
     }
   }
   void drop_value() noexcept {
-    if (state_ == State::returned) {
+    if (state() == State::returned) {
       value_.~T();
-      state_ = State::taken;
+      set_state(State::taken);
     }
   }
   template <class U>
@@ -259,7 +290,7 @@ class JoinStorage : public JoinHandleBase {
   T take_value() {
     T v = std::move(value_);
     value_.~T();
-    state_ = State::taken;
+    set_state(State::taken);
     return v;
   }
 
@@ -296,10 +327,9 @@ class JoinOp : public Operation {
     if (!handle_->valid()) {
       throw std::logic_error("coring: joining an empty JoinHandle (moved-from or detached)");
     }
-    if (!prepare<&JoinOp::unpark_interrupt>(h, WaitKind::join, handle_->task_)) {
-      return suspend_cancelled();
-    }
-    task_ = handle_->task_;
+    PromiseBase* const task = handle_->task();
+    if (!prepare<&JoinOp::unpark_interrupt>(h, WaitKind::join, task)) return suspend_cancelled();
+    task_ = task;
     task_->joiner_ = this;
     start_timeout();
     return true;
@@ -332,20 +362,17 @@ class JoinOp : public Operation {
   PromiseBase* task_ = nullptr;  // while parked
 };
 
-inline JoinHandleBase::JoinHandleBase(PromiseBase* p) noexcept : task_(p), state_(State::running) {
+inline JoinHandleBase::JoinHandleBase(PromiseBase* p) noexcept
+    : word_(reinterpret_cast<std::uintptr_t>(p) | static_cast<std::uintptr_t>(State::running)) {
   p->handle_ = this;
 }
 
 inline void JoinHandleBase::steal(JoinHandleBase& o) noexcept {
-  state_ = std::exchange(o.state_, State::empty);
-  observed_ = o.observed_;
-  if (state_ == State::running) {
-    task_ = o.task_;
-    task_->handle_ = this;
-    if (task_->joiner_ != nullptr) task_->joiner_->handle_ = this;
-  } else if (state_ != State::empty) {
-    name_ = std::exchange(o.name_, nullptr);
-    if (o.error_) error_ = std::move(o.error_);
+  word_ = std::exchange(o.word_, 0);
+  if (state() == State::running) {
+    PromiseBase* t = task();
+    t->handle_ = this;
+    if (t->joiner_ != nullptr) t->joiner_->handle_ = this;
   }
 }
 

@@ -64,10 +64,13 @@ class TaskContext {
   // what was given to the constructor.
   using UnwindFn = void (*)(void* owner) noexcept;
 
-  TaskContext(UnwindFn on_unwind, void* owner) noexcept : on_unwind_(on_unwind), owner_(owner) {}
+  TaskContext(UnwindFn on_unwind, void* owner) noexcept
+      : proxy_{&TaskContext::run_unwinder, on_unwind}, owner_(owner) {}
   TaskContext(const TaskContext&) = delete;
   TaskContext& operator=(const TaskContext&) = delete;
-  ~TaskContext() { delete extension_; }
+  ~TaskContext() {
+    if (!nested_) delete extension_;
+  }
 
   [[nodiscard]] bool cancel_requested() const noexcept { return cancelled_; }
 
@@ -106,10 +109,15 @@ class TaskContext {
   }
 
   // ---- extension (see above) ----
-  // Makes this (nested) context use the extension of `outer`'s task.
-  void share_extension_of(TaskContext* outer) noexcept { outer_ = outer; }
+  // Makes this (fresh) context a nested one, using the extension of `outer`'s
+  // task (no-op for a null `outer`).
+  void share_extension_of(TaskContext* outer) noexcept {
+    if (outer == nullptr) return;
+    outer_ = outer;
+    nested_ = true;
+  }
   // The context this one is nested in (null for a spawned task's).
-  [[nodiscard]] TaskContext* outer_context() const noexcept { return outer_; }
+  [[nodiscard]] TaskContext* outer_context() const noexcept { return nested_ ? outer_ : nullptr; }
   // The extension of the spawned task this context belongs to (null if none yet).
   [[nodiscard]] ContextExtension* extension() const noexcept { return owner().extension_; }
   // Installs `e` in the spawned task's context (replacing any earlier one).
@@ -120,43 +128,48 @@ class TaskContext {
   }
   // Destroys the extension now (when the task ends, before its joiner resumes).
   void destroy_extension() noexcept {
+    if (nested_) return;
     delete extension_;
     extension_ = nullptr;
   }
 
  private:
-  // Laid out as a coroutine frame: resume and destroy functions first.
+  // Laid out as a coroutine frame: its resume function first. The second word,
+  // a frame's destroy function, holds the owner's unwind function instead: an
+  // unwinder is only ever resumed, never destroyed.
   struct ProxyFrame {
     void (*resume)(ProxyFrame*) noexcept;
-    void (*destroy)(ProxyFrame*) noexcept;
+    UnwindFn on_unwind;
   };
   static void run_unwinder(ProxyFrame* f) noexcept {
     auto* ctx = reinterpret_cast<TaskContext*>(f);  // the first member
-    ctx->on_unwind_(ctx->owner_);
+    f->on_unwind(ctx->owner_);
   }
-  static void never_destroyed(ProxyFrame*) noexcept {}
   void unqueue() noexcept;  // scheduler.cpp
 
   TaskContext& owner() noexcept {
     TaskContext* c = this;
-    while (c->outer_ != nullptr) c = c->outer_;
+    while (c->nested_) c = c->outer_;
     return *c;
   }
   const TaskContext& owner() const noexcept { return const_cast<TaskContext*>(this)->owner(); }
 
-  ProxyFrame proxy_{&TaskContext::run_unwinder, &TaskContext::never_destroyed};  // first
+  ProxyFrame proxy_;  // first
   CancelSlot* slot_ = nullptr;
-  ContextExtension* extension_ = nullptr;  // owned
-  TaskContext* outer_ = nullptr;           // nested contexts: the context they run inside
-  TaskScheduler* queued_in_ = nullptr;     // see note_queued()
+  union {
+    ContextExtension* extension_ = nullptr;  // a spawned task's (owned)
+    TaskContext* outer_;                     // a nested context's: the context it runs inside
+  };
+  TaskScheduler* queued_in_ = nullptr;  // see note_queued()
   std::size_t queued_seq_ = 0;
-  UnwindFn on_unwind_;
   void* owner_;
   bool cancelled_ = false;
+  bool nested_ = false;  // outer_ (not extension_) is set
 };
 
 static_assert(std::is_standard_layout_v<TaskContext>,
               "TaskContext's proxy frame must be at its address");
+static_assert(sizeof(TaskContext) == 8 * sizeof(void*));
 
 namespace detail {
 class PromiseBase;

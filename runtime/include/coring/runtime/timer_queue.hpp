@@ -2,7 +2,7 @@
 //
 // A node lives inside the awaitable that armed it (so inside a coroutine frame):
 // arming and cancelling allocate nothing once the heap's vector has grown. The
-// heap entries carry a copy of the deadline and sequence number, so sifting
+// heap entries carry a copy of the deadline and a sequence number, so sifting
 // compares entries in one contiguous array instead of visiting a coroutine frame
 // per comparison; a node is touched only to record its index when it moves,
 // which makes cancelling O(log n). Equal deadlines fire in the order they were
@@ -22,15 +22,15 @@ namespace coring {
 struct TimerNode {
   static constexpr std::size_t kNotArmed = static_cast<std::size_t>(-1);
   union {
-    TimePoint deadline;  // in a union: a Deferred node leaves it unset
+    TimePoint deadline;        // read by add(); in a union: a Deferred node leaves it unset
+    Duration pending_timeout;  // free for the owner while the node is not armed
   };
-  std::uint64_t seq;
   std::size_t heap_index;
   // Called when the deadline passes; the node is already unarmed. Must not resume
   // a coroutine inline.
   void (*on_fire)(TimerNode*) noexcept;
 
-  TimerNode() noexcept : deadline(), seq(0), heap_index(kNotArmed), on_fire(nullptr) {}
+  TimerNode() noexcept : deadline(), heap_index(kNotArmed), on_fire(nullptr) {}
   // For a node that is set up only when it is used (Operation::prepare): the
   // fields are left for that code to set (heap_index = kNotArmed first).
   struct Deferred {};
