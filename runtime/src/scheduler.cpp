@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <malloc.h>
 
+#include <cassert>
 #include <cstdint>
 #include <cstdio>
 #include <new>
@@ -46,13 +47,14 @@ void ReadyQueue::grow() {
 
 // Returns the coroutine to transfer to, or a null handle for none.
 std::coroutine_handle<> PromiseBase::on_final(std::coroutine_handle<> self) noexcept {
-  if (scheduler_ == nullptr) {
+  TaskScheduler* const sched = root_ctx_.scheduler();
+  if (sched == nullptr) {
     // An awaited child: transfer straight back to the awaiter.
     return continuation_;
   }
   done_ = true;
   root_ctx_.destroy_extension();  // a task's TaskLocal values die when it ends
-  scheduler_->forget(*this);
+  sched->forget(*this);
   JoinOp* const joiner = joiner_;
   if (JoinHandleBase* h = handle_) {
     // The result moves into the handle (a value already did, in TaskPromise<T>).
@@ -81,7 +83,7 @@ void PromiseBase::unwind_root(void* promise) noexcept {
 
 void PromiseBase::end_cancelled() noexcept {
   done_ = true;
-  scheduler_->forget(*this);
+  root_ctx_.scheduler()->forget(*this);
   JoinOp* joiner = std::exchange(joiner_, nullptr);
   TaskEndRecord* r = std::exchange(record_, nullptr);
   if (handle_ != nullptr) {
@@ -91,7 +93,7 @@ void PromiseBase::end_cancelled() noexcept {
   }
   // The frames' destructors run (locals first, then this promise, with the
   // task's context and extension); no code after the suspension point does.
-  std::coroutine_handle<>::from_address(frame_).destroy();
+  frame().destroy();
   if (joiner != nullptr) joiner->wake();
 }
 
@@ -160,7 +162,7 @@ bool detail::in_await_chain(const void* leaf_frame, const PromiseBase& leaf,
 }
 
 void TaskContext::unqueue() noexcept {
-  queued_in_->replace_scheduled(queued_seq_, unwinder());
+  scheduler_->replace_scheduled(queued_seq_, unwinder());
 }
 
 void detail::throw_no_scheduler() {
@@ -170,10 +172,11 @@ void detail::throw_no_scheduler() {
 }
 
 void TaskScheduler::adopt(detail::PromiseBase& p, void* frame, std::string_view name) {
-  p.frame_ = frame;
+  assert(frame == p.frame().address());
+  (void)frame;
   if (!name.empty()) p.record_ = new detail::TaskEndRecord{std::string(name), {}};
-  p.scheduler_ = this;
   p.ctx_ = &p.root_ctx_;
+  p.root_ctx_.bind(this);
   p.next_ = roots_;
   if (roots_ != nullptr) roots_->prev_ = &p;
   roots_ = &p;
@@ -228,7 +231,7 @@ void TaskScheduler::shutdown() {
       p->handle_->settle(detail::JoinHandleBase::State::cancelled,
                          std::exchange(p->record_, nullptr));
     }
-    std::coroutine_handle<>::from_address(p->frame_).destroy();
+    p->frame().destroy();
   }
   ready_.clear();
 }

@@ -110,7 +110,7 @@ template <class T>
 JoinHandle<T> TaskScheduler::spawn(Task<T> task, std::string_view name) {
   auto h = task.release();
   adopt(h.promise(), h.address(), name);
-  h.promise().root_context().note_queued(this, schedule_numbered(h));  // see cancel_root
+  h.promise().root_context().note_queued(schedule_numbered(h));  // see cancel_root
   return JoinHandle<T>(h);
 }
 

@@ -171,7 +171,7 @@ class [[nodiscard]] YieldAwaiter {
     } else if (ctx->cancel_requested()) {
       sched.schedule(ctx->unwinder());
     } else {
-      ctx->note_queued(&sched, sched.schedule_numbered(h));
+      ctx->note_queued(sched.schedule_numbered(h));
     }
   }
   void await_resume() const noexcept {}

@@ -57,6 +57,7 @@ class [[nodiscard]] ScopeAwaiter : private CancelSlot, private TimerNode {
     parent_ = parent;
     TaskContext* outer = context_of(parent);
     inner_.share_extension_of(outer);  // the child sees the task's TaskLocal values
+    inner_.bind(sched_);
     if (mode_ != ScopeMode::shield && outer != nullptr) {
       if (!outer->arm(this)) {
         // Already cancelled: the child never runs.

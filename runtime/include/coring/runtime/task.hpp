@@ -97,7 +97,7 @@ class PromiseBase {
   [[nodiscard]] const std::exception_ptr& exception() const noexcept { return exception_; }
 
   // ---- root-task state (only meaningful after TaskScheduler::adopt) ----
-  [[nodiscard]] bool is_root() const noexcept { return scheduler_ != nullptr; }
+  [[nodiscard]] bool is_root() const noexcept { return root_ctx_.scheduler() != nullptr; }
   [[nodiscard]] bool done() const noexcept { return done_; }
   [[nodiscard]] TaskContext& root_context() noexcept { return root_ctx_; }
   [[nodiscard]] std::string_view name() const noexcept {
@@ -128,12 +128,17 @@ class PromiseBase {
   TaskContext* ctx_ = nullptr;            // context this frame runs in
   std::exception_ptr exception_;
 
-  // Root state.
+  // This task's coroutine frame: every task promise sits at the same place in
+  // its frame, whatever its value type (see TaskPromise).
+  [[nodiscard]] std::coroutine_handle<> frame() noexcept {
+    return std::coroutine_handle<PromiseBase>::from_promise(*this);
+  }
+
+  // Root state (the root context's scheduler is set by adopt(); null for
+  // awaited children).
   TaskContext root_ctx_;
-  TaskScheduler* scheduler_ = nullptr;  // set by adopt(); null for awaited children
-  PromiseBase* prev_ = nullptr;         // scheduler's intrusive list of live roots
+  PromiseBase* prev_ = nullptr;  // scheduler's intrusive list of live roots
   PromiseBase* next_ = nullptr;
-  void* frame_ = nullptr;             // this root's coroutine frame
   JoinHandleBase* handle_ = nullptr;  // the attached JoinHandle, or null when detached
   JoinOp* joiner_ = nullptr;          // the join waiting for this root, if any
   TaskEndRecord* record_ = nullptr;   // a named task's name (see TaskEndRecord)

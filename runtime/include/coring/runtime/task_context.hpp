@@ -37,6 +37,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -82,15 +83,16 @@ class TaskContext {
     if (CancelSlot* s = slot_) {
       slot_ = nullptr;
       s->on_cancel(s);
-    } else if (queued_in_ != nullptr) {
+    } else if (scheduler_ != nullptr) {
       unqueue();
     }
   }
-  // The task was put in `s`'s ready line as entry `seq` (spawned, or yielded).
-  void note_queued(TaskScheduler* s, std::size_t seq) noexcept {
-    queued_in_ = s;
-    queued_seq_ = seq;
-  }
+  // The scheduler the context's task runs on (set when it starts), or null.
+  [[nodiscard]] TaskScheduler* scheduler() const noexcept { return scheduler_; }
+  void bind(TaskScheduler* s) noexcept { scheduler_ = s; }
+  // The task was put in its scheduler's ready line as entry `seq` (spawned, or
+  // yielded).
+  void note_queued(std::size_t seq) noexcept { queued_seq_ = seq; }
 
   // Registers `s` before suspending. Returns false if the context is already
   // cancelled: the caller must then not start, and schedule unwinder().
@@ -160,8 +162,8 @@ class TaskContext {
     ContextExtension* extension_ = nullptr;  // a spawned task's (owned)
     TaskContext* outer_;                     // a nested context's: the context it runs inside
   };
-  TaskScheduler* queued_in_ = nullptr;  // see note_queued()
-  std::size_t queued_seq_ = 0;
+  TaskScheduler* scheduler_ = nullptr;  // see bind()
+  std::size_t queued_seq_ = SIZE_MAX;   // see note_queued(); SIZE_MAX: never queued
   void* owner_;
   bool cancelled_ = false;
   bool nested_ = false;  // outer_ (not extension_) is set
