@@ -261,3 +261,40 @@ TEST_CASE("a handle moved after its task ended keeps the value", "[runtime][join
   assigned = std::move(moved);
   CHECK(assigned.result() == 5);
 }
+
+TEST_CASE("asking a running or empty handle for its result throws and leaves it usable",
+          "[runtime][join]") {
+  TaskScheduler sched;
+  auto h = sched.spawn(value_after_yields(9, 3), "slow");
+  // The handle is one word: a failed early look must not disturb the pointer in it.
+  CHECK_THROWS_AS(h.result(), std::logic_error);
+  CHECK_THROWS_AS(h.outcome(), std::logic_error);
+  CHECK(h.valid());
+  CHECK_FALSE(h.done());
+  CHECK(h.name() == "slow");
+  sched.run();
+  REQUIRE(h.done());
+  CHECK(h.name() == "slow");
+  CHECK(h.result() == 9);
+  CHECK_THROWS_AS(h.result(), std::logic_error);  // taken
+
+  JoinHandle<int> empty;
+  CHECK_THROWS_AS(empty.result(), std::logic_error);
+  CHECK_FALSE(empty.valid());
+}
+
+TEST_CASE("a failed task's exception and name outlive its frame, in the handle",
+          "[runtime][join]") {
+  TaskScheduler sched;
+  auto named = sched.spawn(throw_after_yield(), "named");
+  auto unnamed = sched.spawn(throw_after_yield());
+  sched.run();
+  REQUIRE(named.done());
+  REQUIRE(unnamed.done());
+  CHECK(named.name() == "named");
+  CHECK(unnamed.name().empty());
+  coring::Outcome<int> a = named.outcome();
+  CHECK(a.failed());
+  CHECK_THROWS_WITH(a.value(), "task failed");
+  CHECK_THROWS_WITH(unnamed.result(), "task failed");
+}

@@ -223,8 +223,11 @@ class JoinHandleBase {
   void settle(State s, TaskEndRecord* r) noexcept {
     word_ = reinterpret_cast<std::uintptr_t>(r) | static_cast<std::uintptr_t>(s);
   }
-  // Marks the result observed (a failure dropped unobserved is reported).
-  void observe() noexcept { word_ |= kObserved; }
+  // Marks the result of an ended task observed (a failure dropped unobserved is
+  // reported). No-op for an empty or running handle: its word is a pointer.
+  void observe() noexcept {
+    if (state() > State::running) word_ |= kObserved;
+  }
   // The outcome without the value: rethrows a failure, throws TaskCancelled
   // for a cancelled task. Marks the result observed.
   void check_result() {
