@@ -11,7 +11,8 @@
 // once), then one summary line.
 //
 // Run: ./echo_server [--bind 127.0.0.1] [--port 15000] [--max-connections 10000]
-//        [--idle-timeout SECONDS] [--max-pending-bytes 65536] [--grace 5] [--verbose]
+//        [--idle-timeout SECONDS] [--max-pending-bytes 65536] [--grace 5]
+//        [--backend automatic|io_uring|epoll] [--verbose]
 //      --port 0 picks a free port; the first line shows it.
 #include <fmt/core.h>
 #include <signal.h>
@@ -44,14 +45,16 @@ namespace net = coring::net;
 constexpr std::string_view kUsage =
     "usage: echo_server [--bind ADDR] [--port N] [--max-connections N]\n"
     "                   [--idle-timeout SECONDS] [--max-pending-bytes N] [--grace SECONDS]\n"
-    "                   [--verbose] [--help]\n"
+    "                   [--backend automatic|io_uring|epoll] [--verbose] [--help]\n"
     "  --bind ADDR              numeric IPv4/IPv6 address to listen on (default 127.0.0.1)\n"
     "  --port N                 TCP port, 0 picks a free one (default 15000)\n"
     "  --max-connections N      connections beyond N are accepted and closed (default 10000)\n"
     "  --idle-timeout SECONDS   close a connection idle that long, 0 = never (default 0)\n"
     "  --max-pending-bytes N    received-but-not-echoed bytes per connection (default 65536)\n"
     "  --grace SECONDS          on SIGINT/SIGTERM, time connections get to finish (default 5)\n"
-    "  --verbose                print each connection and disconnection\n"
+    "  --backend NAME           the loop's backend (default automatic: io_uring, or epoll\n"
+    "                           where io_uring is unavailable; CORING_BACKEND sets it too)\n"
+    "  --verbose                print the backend, each connection and disconnection\n"
     "SIGINT/SIGTERM stop accepting and drain; a second signal closes every connection now.\n";
 
 struct Options {
@@ -61,6 +64,7 @@ struct Options {
   double idle_timeout = 0;
   std::size_t max_pending_bytes = 64 * 1024;
   double grace = 5;
+  coring::BackendKind backend = coring::BackendKind::automatic;
   bool verbose = false;
   bool help = false;
 };
@@ -88,6 +92,18 @@ Options parse_options(int argc, char** argv) {
       o.max_pending_bytes = demo::parse_uint(arg, f.value(), 1, std::uint64_t{1} << 30);
     } else if (arg == "--grace") {
       o.grace = demo::parse_seconds(arg, f.value());
+    } else if (arg == "--backend") {
+      const std::string v = f.value();
+      if (v == "automatic") {
+        o.backend = coring::BackendKind::automatic;
+      } else if (v == "io_uring") {
+        o.backend = coring::BackendKind::io_uring;
+      } else if (v == "epoll") {
+        o.backend = coring::BackendKind::epoll;
+      } else {
+        throw demo::UsageError(
+            fmt::format("bad --backend value '{}': expected automatic, io_uring or epoll", v));
+      }
     } else {
       f.unknown();
     }
@@ -218,7 +234,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   // Blocking: io_uring waits for a blocking fd to become readable (it would
-  // return -EAGAIN at once for an O_NONBLOCK one).
+  // return -EAGAIN at once for an O_NONBLOCK one); epoll makes it non-blocking
+  // and waits for readiness.
   const int sfd = ::signalfd(-1, &signals, SFD_CLOEXEC);
   if (sfd < 0) {
     fmt::print(stderr, "echo_server: signalfd: {}\n", std::strerror(errno));
@@ -227,7 +244,12 @@ int main(int argc, char** argv) {
 
   int rc = 1;
   try {
-    coring::EventLoop loop;  // throws std::system_error when io_uring is unavailable
+    coring::LoopOptions lo;
+    lo.backend = opt.backend;
+    // Throws std::system_error naming the fix when no backend can be set up
+    // (or, with --backend io_uring, when io_uring is unavailable).
+    coring::EventLoop loop(lo);
+    if (opt.verbose) fmt::print(stderr, "echo_server: backend {}\n", loop.describe());
     rc = loop.run(serve(opt, address, sfd));
   } catch (const std::exception& e) {
     fmt::print(stderr, "echo_server: {}\n", e.what());

@@ -21,7 +21,7 @@ SocketCore::~SocketCore() {
 NetService::~NetService() {
   // The ring is gone: nothing is in the kernel any more. Orphans are freed;
   // cores whose owner still exists are cut loose and freed by that owner.
-  if (ring_) ring_->forget_ring();
+  if (pool_) pool_->forget_backend();
   while (SocketCore* c = head_) {
     remove(c);
     c->svc = nullptr;
@@ -33,15 +33,15 @@ NetService::~NetService() {
   }
 }
 
-BufferRing& NetService::make_ring() {
-  ring_ = std::make_unique<BufferRing>(backend().native_ring(), options_.buffers);
-  return *ring_;
+BufferPool& NetService::make_pool() {
+  pool_ = backend().make_buffer_pool(options_.buffers);
+  return *pool_;
 }
 
 void NetService::configure(const NetOptions& options) {
-  if (ring_) {
+  if (pool_) {
     throw std::logic_error(
-        "coring: net::configure must come before the loop's first recv (its buffer ring exists)");
+        "coring: net::configure must come before the loop's first recv (its buffer pool exists)");
   }
   options_ = options;
 }
@@ -70,7 +70,7 @@ void NetService::remove(SocketCore* c) noexcept {
 bool NetService::wait_for_buffers(StreamCore* s) {
   // Buffers may have come back between the kernel's ENOBUFS and this CQE; then
   // there is nothing to wait for (and no recycle might come to wake us).
-  if (ring_->in_use() < ring_->entries()) return false;
+  if (pool_->in_use() < pool_->entries()) return false;
   if (s->waiting_for_buffers) return true;
   s->waiting_for_buffers = true;
   buffer_waiters_.push_back(s);

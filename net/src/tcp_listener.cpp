@@ -1,7 +1,6 @@
 #include "coring/net/tcp_listener.hpp"
 
 #include <fmt/core.h>
-#include <liburing.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,7 +40,7 @@ void ListenerCore::maybe_arm() noexcept {
 void ListenerCore::on_accept(Completion* c, int res, std::uint32_t flags) noexcept {
   auto* self = static_cast<ListenerCore*>(c);
   const bool cancel_requested = self->cancel_sent_;
-  if ((flags & IORING_CQE_F_MORE) == 0) {
+  if (!completion::more(flags)) {
     self->armed_ = false;
     self->cancel_sent_ = false;
   }
@@ -160,6 +159,7 @@ void ListenerCore::orphan() noexcept {
   // handshake against a listener that is going away. close() alone would not do
   // it while the multishot accept still holds a reference to the socket.
   if (fd >= 0) {
+    if (svc != nullptr) svc->backend().forget_fd(fd);
     ::shutdown(fd, SHUT_RDWR);
     ::close(fd);
   }

@@ -1,6 +1,5 @@
 #include "coring/net/tcp_stream.hpp"
 
-#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
@@ -43,7 +42,7 @@ int StreamCore::pop(std::byte*& data, std::uint32_t& len, std::uint16_t& bid) no
   ++leased_;
   len = it.len;
   bid = it.bid;
-  data = it.heap != nullptr ? it.heap : svc->ring().data(it.bid);
+  data = it.heap != nullptr ? it.heap : svc->pool().data(it.bid);
   return kData;
 }
 
@@ -51,16 +50,15 @@ void StreamCore::maybe_arm() noexcept {
   if (armed_ || end_ != 0 || waiting_for_buffers || orphaned || svc == nullptr) return;
   if (ring_held_ + spilled_ >= max_buffers) return;
   if (svc->loop().shutting_down()) return;
-  BufferRing& ring = svc->ring();
+  BufferPool& pool = svc->pool();
   IoRequest r;
   r.opcode = IoOpcode::recv;
   r.fd = fd;
   // A stream that has hit its cap takes one buffer per recv from then on.
   r.multishot = !throttled_;
-  r.select_buffer = true;
-  r.buf_group = ring.group();
+  r.buffers = &pool;
   limited_ = r.multishot && svc->recv_limits();
-  if (limited_) r.multishot_limit = max_buffers * ring.buffer_size();
+  if (limited_) r.multishot_limit = max_buffers * pool.buffer_size();
   svc->backend().start(r, this);
   armed_ = true;
 }
@@ -68,7 +66,7 @@ void StreamCore::maybe_arm() noexcept {
 void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
   auto* self = static_cast<StreamCore*>(c);
   const bool cancel_requested = self->cancel_sent_;
-  if ((flags & IORING_CQE_F_MORE) == 0) {
+  if (!completion::more(flags)) {
     self->armed_ = false;
     self->cancel_sent_ = false;
     if (res == -EINVAL && self->limited_) {
@@ -83,9 +81,9 @@ void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
       return;
     }
   }
-  if ((flags & IORING_CQE_F_BUFFER) != 0) {
-    const auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
-    self->svc->ring().take(bid);  // ours from now on, counted as in use
+  if (completion::has_buffer(flags)) {
+    const std::uint16_t bid = completion::buffer_id(flags);
+    self->svc->pool().take(bid);  // ours from now on, counted as in use
     if (self->orphaned || res <= 0) {
       self->svc->recycle(bid);
     } else if (self->ring_held_ >= self->max_buffers) {
@@ -97,7 +95,7 @@ void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
       ++self->leased_;
       ++self->ring_held_;
       w->status = kData;
-      w->data = self->svc->ring().data(bid);
+      w->data = self->svc->pool().data(bid);
       w->len = static_cast<std::uint32_t>(res);
       w->bid = bid;
       w->deliver();
@@ -150,7 +148,7 @@ void StreamCore::spill(std::uint16_t bid, std::uint32_t len) noexcept {
   // that a connection never pins more than max_buffers of the shared ring.
   std::byte* copy = new (std::nothrow) std::byte[len];
   if (copy != nullptr) {
-    std::memcpy(copy, svc->ring().data(bid), len);
+    std::memcpy(copy, svc->pool().data(bid), len);
     try {
       push({len, kSpilled, copy});
       ++spilled_;
@@ -186,7 +184,7 @@ void StreamCore::check_can_park() {
   if (waiter_ != nullptr) {
     throw std::logic_error("coring: two tasks are in recv() on the same TcpStream at once");
   }
-  svc->ring();  // set up on first use; may throw (a kernel without buffer rings)
+  svc->pool();  // set up on first use; may throw (a kernel without buffer rings)
 }
 
 void StreamCore::park(RecvOp* w) noexcept {
@@ -269,6 +267,7 @@ void StreamCore::orphan(bool keep_fd) noexcept {
       svc->backend().start(r, &close_op_);
       close_pending_ = true;
     } else {
+      svc->backend().forget_fd(fd);
       ::close(fd);
     }
   }

@@ -4,7 +4,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -16,11 +19,85 @@ thread_local EventLoop* tls_loop = nullptr;
 constexpr std::size_t kInternalOps = 1;
 }  // namespace
 
+const char* to_string(BackendKind kind) noexcept {
+  switch (kind) {
+    case BackendKind::automatic:
+      return "automatic";
+    case BackendKind::io_uring:
+      return "io_uring";
+    case BackendKind::epoll:
+      return "epoll";
+  }
+  return "?";
+}
+
+BackendKind backend_from_environment() {
+  const char* v = std::getenv("CORING_BACKEND");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "automatic") == 0) {
+    return BackendKind::automatic;
+  }
+  if (std::strcmp(v, "io_uring") == 0) return BackendKind::io_uring;
+  if (std::strcmp(v, "epoll") == 0) return BackendKind::epoll;
+  throw std::invalid_argument(fmt::format(
+      "coring: CORING_BACKEND={} is not a backend; use io_uring, epoll or automatic", v));
+}
+
+namespace {
+// The epoll backend, saying why it stands in for io_uring (in describe()).
+class FallbackBackend final : public Backend {
+ public:
+  FallbackBackend(std::unique_ptr<Backend> inner, std::string why)
+      : inner_(std::move(inner)), why_(std::move(why)) {}
+  BackendKind kind() const noexcept override { return inner_->kind(); }
+  std::string describe() const override {
+    return fmt::format("{} (automatic: {})", inner_->describe(), why_);
+  }
+  void bind_to_current_thread() override { inner_->bind_to_current_thread(); }
+  void start(const IoRequest& req, Completion* c) override { inner_->start(req, c); }
+  void cancel(Completion* c) override { inner_->cancel(c); }
+  void cancel_all() override { inner_->cancel_all(); }
+  std::size_t poll(const Duration* timeout) override { return inner_->poll(timeout); }
+  std::size_t in_flight() const noexcept override { return inner_->in_flight(); }
+  std::size_t pending_submissions() const noexcept override {
+    return inner_->pending_submissions();
+  }
+  std::unique_ptr<BufferPool> make_buffer_pool(const BufferPoolOptions& o) override {
+    return inner_->make_buffer_pool(o);
+  }
+  void forget_fd(int fd) noexcept override { inner_->forget_fd(fd); }
+
+ private:
+  std::unique_ptr<Backend> inner_;
+  std::string why_;
+};
+
+std::atomic<bool> fallback_reported{false};
+}  // namespace
+
+std::unique_ptr<Backend> make_backend(const LoopOptions& options) {
+  BackendKind kind = options.backend;
+  if (kind == BackendKind::automatic) kind = backend_from_environment();
+  if (kind == BackendKind::epoll) return make_epoll_backend(options.epoll);
+  if (kind == BackendKind::io_uring) return make_uring_backend(options.uring);
+  try {
+    return make_uring_backend(options.uring);
+  } catch (const std::system_error& e) {
+    if (e.code().category() != std::system_category() || !uring_unavailable(e.code().value())) {
+      throw;
+    }
+    std::string why = fmt::format("io_uring is unavailable: {}", e.what());
+    auto backend = std::make_unique<FallbackBackend>(make_epoll_backend(options.epoll), why);
+    if (!fallback_reported.exchange(true)) {
+      fmt::print(stderr, "coring: using the epoll backend; {}\n", why);
+    }
+    return backend;
+  }
+}
+
 EventLoop::EventLoop(LoopOptions options) : options_(std::move(options)) {
   if (options_.run_budget == 0) options_.run_budget = 1;
   scheduler_.timers_ = &timers_;
-  backend_ =
-      options_.backend_factory ? options_.backend_factory(options_) : make_uring_backend(options_);
+  backend_ = options_.backend_factory ? options_.backend_factory(options_) : make_backend(options_);
   event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (event_fd_ < 0) {
     throw std::system_error(errno, std::system_category(), "coring: eventfd() failed");

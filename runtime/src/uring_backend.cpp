@@ -12,8 +12,15 @@
 //   without re-delivering a CQE. CQ overflow (kept by the kernel with
 //   IORING_FEAT_NODROP) is flushed with io_uring_get_events and drained too.
 // - Cancel requests carry user_data 0; their own CQEs are ignored.
+// - CQE flags are passed on as coring's completion flags: IORING_CQE_F_BUFFER,
+//   IORING_CQE_F_MORE and the buffer id sit where completion::kBuffer, kMore
+//   and kBufferShift say (checked below); the other bits are masked off.
+// - A BufferPool is a provided-buffer ring (IORING_REGISTER_PBUF_RING). Debian's
+//   liburing 2.3 has no io_uring_setup_buf_ring (2.4+): the ring memory is
+//   mmap()ed here and registered with io_uring_register_buf_ring.
 #include <fmt/core.h>
 #include <liburing.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -24,10 +31,72 @@
 #include <system_error>
 #include <vector>
 
-#include "coring/runtime/backend.hpp"
+#include "coring/runtime/event_loop.hpp"
+#include "coring/runtime/uring_backend.hpp"
 
 namespace coring {
 namespace {
+
+static_assert(IORING_CQE_F_BUFFER == completion::kBuffer);
+static_assert(IORING_CQE_F_MORE == completion::kMore);
+static_assert(IORING_CQE_BUFFER_SHIFT == completion::kBufferShift);
+constexpr std::uint32_t kFlagsPassed = completion::kBuffer | completion::kMore | 0xffff0000U;
+
+// A BufferPool registered with the ring: the kernel picks a free buffer when
+// data arrives for a recv that names the pool's group.
+class UringBufferRing final : public BufferPool {
+ public:
+  UringBufferRing(io_uring* ring, const BufferPoolOptions& options)
+      : BufferPool(options), ring_(ring) {
+    const std::uint32_t n = options_.entries;
+    ring_bytes_ = static_cast<std::size_t>(n) * sizeof(io_uring_buf);
+    void* mem =
+        ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED) {
+      throw std::system_error(errno, std::system_category(), "coring: mmap of the buffer ring");
+    }
+    br_ = static_cast<io_uring_buf_ring*>(mem);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(br_);
+    reg.ring_entries = n;
+    reg.bgid = options_.group;
+    const int r = io_uring_register_buf_ring(ring_, &reg, 0);
+    if (r < 0) {
+      ::munmap(br_, ring_bytes_);
+      throw std::system_error(
+          -r, std::system_category(),
+          -r == EINVAL ? "coring: io_uring_register_buf_ring failed (EINVAL): this kernel has no "
+                         "provided-buffer rings (Linux 5.19+), or buffer group " +
+                             std::to_string(options_.group) + " is already registered on this ring"
+                       : "coring: io_uring_register_buf_ring failed");
+    }
+    registered_ = true;
+    io_uring_buf_ring_init(br_);
+    const int mask = io_uring_buf_ring_mask(n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      io_uring_buf_ring_add(br_, data(static_cast<std::uint16_t>(i)), options_.buffer_size,
+                            static_cast<unsigned short>(i), mask, static_cast<int>(i));
+    }
+    io_uring_buf_ring_advance(br_, static_cast<int>(n));
+  }
+  ~UringBufferRing() override {
+    if (registered_ && ring_ != nullptr) io_uring_unregister_buf_ring(ring_, options_.group);
+    ::munmap(br_, ring_bytes_);
+  }
+  void forget_backend() noexcept override { ring_ = nullptr; }
+
+ private:
+  void give_back(std::uint16_t bid) noexcept override {
+    io_uring_buf_ring_add(br_, data(bid), options_.buffer_size, bid,
+                          io_uring_buf_ring_mask(options_.entries), 0);
+    io_uring_buf_ring_advance(br_, 1);
+  }
+
+  io_uring* ring_;
+  io_uring_buf_ring* br_ = nullptr;
+  std::size_t ring_bytes_ = 0;
+  bool registered_ = false;
+};
 
 int default_queue_init(unsigned entries, io_uring* ring, io_uring_params* p) {
   return io_uring_queue_init_params(entries, ring, p);
@@ -62,7 +131,7 @@ constexpr ModeAttempt kAttempts[] = {
 
 class UringBackend final : public Backend {
  public:
-  UringBackend(const LoopOptions& opt, const UringSyscalls& sys) {
+  UringBackend(const UringOptions& opt, const UringSyscalls& sys) {
     auto init = sys.queue_init_params != nullptr ? sys.queue_init_params : &default_queue_init;
     auto disabled = sys.read_io_uring_disabled != nullptr ? sys.read_io_uring_disabled
                                                           : &default_read_io_uring_disabled;
@@ -97,6 +166,8 @@ class UringBackend final : public Backend {
   ~UringBackend() override {
     if (ok_) io_uring_queue_exit(&ring_);
   }
+
+  BackendKind kind() const noexcept override { return BackendKind::io_uring; }
 
   std::string describe() const override {
     return fmt::format("io_uring ({}), sq={} cq={}, ext_arg={}, nodrop={}", mode_, sq_entries_,
@@ -174,7 +245,10 @@ class UringBackend final : public Backend {
   std::size_t pending_submissions() const noexcept override {
     return io_uring_sq_ready(const_cast<io_uring*>(&ring_));
   }
-  io_uring* native_ring() noexcept override { return &ring_; }
+  std::unique_ptr<BufferPool> make_buffer_pool(const BufferPoolOptions& options) override {
+    return std::make_unique<UringBufferRing>(&ring_, options);
+  }
+  io_uring* ring() noexcept { return &ring_; }
 
  private:
   io_uring_sqe* get_sqe() {
@@ -238,7 +312,7 @@ class UringBackend final : public Backend {
         if (e.user_data == 0) continue;
         if ((e.flags & IORING_CQE_F_MORE) == 0) --in_flight_;
         auto* c = reinterpret_cast<Completion*>(e.user_data);
-        c->on_complete(c, e.res, e.flags);
+        c->on_complete(c, e.res, e.flags & kFlagsPassed);
         ++delivered;
       }
     }
@@ -293,9 +367,9 @@ class UringBackend final : public Backend {
         io_uring_prep_connect(sqe, r.fd, static_cast<const sockaddr*>(r.addr), r.len);
         break;
     }
-    if (r.select_buffer) {
+    if (r.buffers != nullptr) {
       sqe->flags |= IOSQE_BUFFER_SELECT;
-      sqe->buf_group = r.buf_group;
+      sqe->buf_group = r.buffers->group();
     }
   }
 
@@ -350,7 +424,7 @@ std::string describe_uring_setup_error(int err, int io_uring_disabled) {
           "coring: io_uring_setup failed with ENOMEM: the ring's memory could not be "
           "allocated or locked (RLIMIT_MEMLOCK is {}; kernels before 5.12 charge rings to it). "
           "Fix: raise the limit (`ulimit -l`, LimitMEMLOCK= in systemd, --ulimit memlock in "
-          "docker) or use fewer ring entries (LoopOptions::sq_entries).",
+          "docker) or use fewer ring entries (LoopOptions::uring.sq_entries).",
           limit);
     }
     case EINVAL:
@@ -368,9 +442,23 @@ std::string describe_uring_setup_error(int err, int io_uring_disabled) {
   }
 }
 
-std::unique_ptr<Backend> make_uring_backend(const LoopOptions& options,
+std::unique_ptr<Backend> make_uring_backend(const UringOptions& options,
                                             const UringSyscalls& syscalls) {
   return std::make_unique<UringBackend>(options, syscalls);
+}
+
+std::unique_ptr<Backend> make_uring_backend(const LoopOptions& options,
+                                            const UringSyscalls& syscalls) {
+  return make_uring_backend(options.uring, syscalls);
+}
+
+bool uring_unavailable(int err) noexcept {
+  return err == ENOSYS || err == EPERM || err == EACCES;
+}
+
+io_uring* uring_native_ring(Backend& backend) noexcept {
+  auto* u = dynamic_cast<UringBackend*>(&backend);
+  return u != nullptr ? u->ring() : nullptr;
 }
 
 }  // namespace coring

@@ -3,11 +3,16 @@
 # with echo_client (4 connections, ~1 s, then 10 idle connections), stops the
 # server with SIGTERM and checks both exit 0 and print their summary lines.
 #
-# Usage: echo_smoke.sh ECHO_SERVER ECHO_CLIENT
+# Usage: echo_smoke.sh ECHO_SERVER ECHO_CLIENT [WRAPPER...]
+#   WRAPPER: a command the server runs under (tests/tools/without_io_uring: the
+#   server must then fall back to epoll, say so once on stderr, and serve the
+#   same).
 set -u
 
 server_bin=$1
 client_bin=$2
+shift 2
+wrapper=("$@")
 tmp=$(mktemp -d)
 server_pid=
 
@@ -27,7 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$server_bin" --port 0 >"$tmp/server.out" 2>"$tmp/server.err" &
+if [[ ${#wrapper[@]} -gt 0 ]]; then wrapper=(env -u CORING_BACKEND "${wrapper[@]}"); fi
+"${wrapper[@]}" "$server_bin" --port 0 >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 
 # The first line names the port: "Echo server running at 127.0.0.1:PORT".
@@ -67,4 +73,10 @@ re='^echo_server: connections=14 rejected=0 bytes=[1-9][0-9]* errors=0 timeouts=
 [[ $last =~ $re ]] || fail "unexpected echo_server summary: '$last'"
 grep -Eq '^shutting down: [0-9]+ connections, grace 5s$' "$tmp/server.err" ||
   fail "echo_server did not report its shutdown"
+if [[ ${#wrapper[@]} -gt 0 ]]; then
+  # io_uring was blocked: one line, naming the backend taken and why.
+  n=$(grep -c '^coring: using the epoll backend; io_uring is unavailable: .*EPERM' "$tmp/server.err")
+  [[ $n -eq 1 ]] || fail "expected one fallback line on stderr, found $n"
+  [[ $(grep -c '^coring:' "$tmp/server.err") -eq 1 ]] || fail "more than one coring line on stderr"
+fi
 echo "echo_smoke: ok (port $port; $summary)"

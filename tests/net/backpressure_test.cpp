@@ -3,7 +3,7 @@
 // slow anyone else down; slow peers that trickle one byte at a time must not
 // hold up a fast one.
 //
-// What a stuck connection holds is measured two ways: BufferRing::in_use() (the
+// What a stuck connection holds is measured two ways: BufferPool::in_use() (the
 // loop's own count), and independently of that bookkeeping by taking every free
 // ring buffer through a probe connection and counting them; the heap is watched
 // too, so that data cannot simply move from the ring to copies.
@@ -42,7 +42,7 @@ namespace {
 
 // ---- helpers ----
 
-constexpr std::uint32_t kBufferSize = 16 * 1024;  // BufferRingOptions' default
+constexpr std::uint32_t kBufferSize = 16 * 1024;  // BufferPoolOptions' default
 constexpr std::size_t kMaxPending = 32 * 1024;    // -> 2 buffers per connection
 constexpr std::uint32_t kCap = 2;
 
@@ -171,7 +171,7 @@ Task<void> ping_pong(TcpStream* s, std::size_t count, const bool* until_flag, st
 
 // Samples the loop's leased ring buffers every millisecond until *stop.
 Task<void> sample_in_use(const bool* stop, std::uint32_t* max_in_use) {
-  net::BufferRing& ring = net::detail::NetService::of(EventLoop::current_or_throw()).ring();
+  coring::BufferPool& ring = net::detail::NetService::of(EventLoop::current_or_throw()).pool();
   while (!*stop) {
     *max_in_use = std::max(*max_in_use, ring.in_use());
     co_await coring::sleep_for(1ms);
@@ -263,7 +263,7 @@ TEST_CASE(
     const std::size_t written_after = nr.written();
     // After the ping-pong: the stuck connection's alone.
     const std::uint32_t in_use_quiet =
-        net::detail::NetService::of(EventLoop::current_or_throw()).ring().in_use();
+        net::detail::NetService::of(EventLoop::current_or_throw()).pool().in_use();
     const std::uint64_t active_during = server.stats().active;
     const std::size_t rss_after = rss_bytes();
     CHECK(nr.error() == 0);
@@ -274,7 +274,7 @@ TEST_CASE(
     CAPTURE(written_when_stuck, written_after);
     CHECK(written_when_stuck < (2u << 20));
     CHECK(written_after - written_when_stuck < 256u * 1024);
-    // Ring buffers held (BufferRing::in_use(): queued and leased, loop-wide): the
+    // Ring buffers held (BufferPool::in_use(): queued and leased, loop-wide): the
     // stuck connection's cap (+1 slack), and during the ping-pong at most one
     // more on each of its two sides.
     CAPTURE(in_use_quiet, max_in_use);

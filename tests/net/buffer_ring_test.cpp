@@ -1,5 +1,6 @@
-// BufferRing: on a raw io_uring (registration with the kernel, buffers selected
-// by real recvs, take/recycle accounting, invalid options), and through a loop:
+// BufferPool: on the backend alone (buffers taken by real recvs, take/recycle
+// accounting, invalid options; on io_uring, registration with the kernel), and
+// through a loop:
 // stream data arrives in ring buffers of the configured size, and an exhausted
 // ring (ENOBUFS) makes a connection wait, without a busy loop, until buffers
 // come back.
@@ -31,18 +32,7 @@ using Catch::Contains;
 
 namespace {
 
-// ---- helpers: a raw ring, without the loop ----
-
-struct RawRing {
-  ::io_uring ring{};
-  int rc = -1;
-  explicit RawRing(unsigned entries) { rc = ::io_uring_queue_init(entries, &ring, 0); }
-  ~RawRing() {
-    if (rc == 0) ::io_uring_queue_exit(&ring);
-  }
-  RawRing(const RawRing&) = delete;
-  RawRing& operator=(const RawRing&) = delete;
-};
+// ---- helpers: a backend, without the loop ----
 
 struct SocketPair {
   int a = -1;
@@ -62,33 +52,39 @@ struct SocketPair {
   SocketPair& operator=(const SocketPair&) = delete;
 };
 
-struct RawRecv {
+struct RawRecv : coring::Completion {
   int res = 0;
+  bool done = false;
   bool has_buffer = false;
   std::uint16_t bid = 0;
 };
 
-// One recv on `fd` that picks its buffer from group `group`, after `data` was
-// written to `peer` (nothing written when empty).
-RawRecv raw_recv(::io_uring* ring, int fd, int peer, const std::string& data, std::uint16_t group,
-                 unsigned len) {
+// One recv on `fd` through `backend` that takes its buffer from `pool`, after
+// `data` was written to `peer` (nothing written when empty).
+RawRecv raw_recv(coring::Backend& backend, int fd, int peer, const std::string& data,
+                 coring::BufferPool& pool) {
   if (!data.empty() &&
       ::write(peer, data.data(), data.size()) != static_cast<ssize_t>(data.size())) {
-    return RawRecv{-999, false, 0};
+    RawRecv bad;
+    bad.res = -999;
+    return bad;
   }
-  ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
-  ::io_uring_prep_recv(sqe, fd, nullptr, len, 0);
-  sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = group;
-  ::io_uring_sqe_set_data64(sqe, 42);
   RawRecv out;
-  if (::io_uring_submit(ring) != 1) return RawRecv{-998, false, 0};
-  ::io_uring_cqe* cqe = nullptr;
-  if (::io_uring_wait_cqe(ring, &cqe) != 0) return RawRecv{-997, false, 0};
-  out.res = cqe->res;
-  out.has_buffer = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
-  out.bid = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-  ::io_uring_cqe_seen(ring, cqe);
+  out.on_complete = [](coring::Completion* c, int res, std::uint32_t flags) noexcept {
+    auto* r = static_cast<RawRecv*>(c);
+    r->res = res;
+    r->done = true;
+    r->has_buffer = coring::completion::has_buffer(flags);
+    r->bid = coring::completion::buffer_id(flags);
+  };
+  coring::IoRequest req;
+  req.opcode = coring::IoOpcode::recv;
+  req.fd = fd;
+  req.buffers = &pool;
+  backend.start(req, &out);
+  const coring::Duration step = 1s;
+  for (int i = 0; i < 5 && !out.done; ++i) backend.poll(&step);
+  if (!out.done) out.res = -998;
   return out;
 }
 
@@ -138,38 +134,41 @@ Task<DryWait> send_b_while_dry(Pair* b, const JoinHandle<net::Received>* b_recv)
 
 // ---- a raw ring, without the loop ----
 
-TEST_CASE("BufferRing: registers with a raw io_uring; real recvs select its buffers",
-          "[net][buffer_ring]") {
-  RawRing rr(16);
-  REQUIRE(rr.rc == 0);
+TEST_CASE("BufferPool: made by the backend; real recvs take its buffers", "[net][buffer_ring]") {
+  std::unique_ptr<coring::Backend> backend = coring::make_backend(coring::LoopOptions{});
+  backend->bind_to_current_thread();
+  INFO(backend->describe());
   SocketPair sp;
   REQUIRE(sp.a >= 0);
-  net::BufferRingOptions o;
+  coring::BufferPoolOptions o;
   o.entries = 8;
   o.buffer_size = 4096;
   o.group = 3;
   {
-    net::BufferRing br(&rr.ring, o);
+    std::unique_ptr<coring::BufferPool> pool = backend->make_buffer_pool(o);
+    coring::BufferPool& br = *pool;
     CHECK(br.entries() == 8);
     CHECK(br.buffer_size() == 4096);
     CHECK(br.group() == 3);
     CHECK(br.in_use() == 0);
 
-    // The same group twice on one ring is refused by the kernel, with a message.
-    try {
-      net::BufferRing again(&rr.ring, o);
-      FAIL("buffer group 3 registered twice");
-    } catch (const std::system_error& e) {
-      CHECK((e.code().value() == EEXIST || e.code().value() == EINVAL));
-      CHECK_THAT(std::string(e.what()), Contains("io_uring_register_buf_ring"));
+    if (backend->kind() == coring::BackendKind::io_uring) {
+      // The same group twice on one ring is refused by the kernel, with a message.
+      try {
+        auto again = backend->make_buffer_pool(o);
+        FAIL("buffer group 3 registered twice");
+      } catch (const std::system_error& e) {
+        CHECK((e.code().value() == EEXIST || e.code().value() == EINVAL));
+        CHECK_THAT(std::string(e.what()), Contains("io_uring_register_buf_ring"));
+      }
     }
 
-    // Eight recvs take the eight buffers; each CQE names a distinct one.
+    // Eight recvs take the eight buffers; each completion names a distinct one.
     std::set<std::uint16_t> bids;
     std::vector<std::pair<std::uint16_t, std::byte*>> taken;
     for (int i = 0; i < 8; ++i) {
       const std::string msg = "message #" + std::to_string(i);
-      const RawRecv r = raw_recv(&rr.ring, sp.a, sp.b, msg, br.group(), 4096);
+      const RawRecv r = raw_recv(*backend, sp.a, sp.b, msg, br);
       REQUIRE(r.res == static_cast<int>(msg.size()));
       REQUIRE(r.has_buffer);
       CHECK(r.bid < 8);
@@ -185,8 +184,8 @@ TEST_CASE("BufferRing: registers with a raw io_uring; real recvs select its buff
       CHECK(mem - taken[0].second == (static_cast<std::ptrdiff_t>(bid) - taken[0].first) * 4096);
     }
 
-    // Dry: the kernel has no buffer for the next recv.
-    const RawRecv dry = raw_recv(&rr.ring, sp.a, sp.b, "no room", br.group(), 4096);
+    // Dry: no buffer for the next recv.
+    const RawRecv dry = raw_recv(*backend, sp.a, sp.b, "no room", br);
     CHECK(dry.res == -ENOBUFS);
     CHECK_FALSE(dry.has_buffer);
 
@@ -195,7 +194,7 @@ TEST_CASE("BufferRing: registers with a raw io_uring; real recvs select its buff
     const std::uint16_t back = taken[5].first;
     br.recycle(back);
     CHECK(br.in_use() == 7);
-    const RawRecv again = raw_recv(&rr.ring, sp.a, sp.b, "", br.group(), 4096);
+    const RawRecv again = raw_recv(*backend, sp.a, sp.b, "", br);
     REQUIRE(again.res == 7);
     REQUIRE(again.has_buffer);
     CHECK(again.bid == back);
@@ -205,50 +204,50 @@ TEST_CASE("BufferRing: registers with a raw io_uring; real recvs select its buff
     for (const auto& [bid, m] : taken) br.recycle(bid);
     CHECK(br.in_use() == 0);
 
-    // A recv shorter than the buffer: the CQE's length is what arrived.
+    // A recv shorter than the data: at most one buffer's worth.
     const std::string big = pattern(6000, 1);
-    const RawRecv part = raw_recv(&rr.ring, sp.a, sp.b, big, br.group(), 4096);
+    const RawRecv part = raw_recv(*backend, sp.a, sp.b, big, br);
     REQUIRE(part.has_buffer);
-    CHECK(part.res == 4096);  // at most one buffer's worth
+    CHECK(part.res == 4096);
     CHECK(std::memcmp(br.take(part.bid), big.data(), 4096) == 0);
     br.recycle(part.bid);
   }
   // Destroyed: the group is unregistered and can be registered again.
-  net::BufferRing second(&rr.ring, o);
-  CHECK(second.in_use() == 0);
+  auto second = backend->make_buffer_pool(o);
+  CHECK(second->in_use() == 0);
+  backend->forget_fd(sp.a);
+  CHECK(backend->in_flight() == 0);
 }
 
-TEST_CASE("BufferRing: invalid options throw invalid_argument with a clear message",
+TEST_CASE("BufferPool: invalid options throw invalid_argument with a clear message",
           "[net][buffer_ring]") {
-  RawRing rr(8);
-  REQUIRE(rr.rc == 0);
+  std::unique_ptr<coring::Backend> backend = coring::make_backend(coring::LoopOptions{});
+  backend->bind_to_current_thread();
   auto with = [](std::uint32_t entries, std::uint32_t size) {
-    net::BufferRingOptions o;
+    coring::BufferPoolOptions o;
     o.entries = entries;
     o.buffer_size = size;
     return o;
   };
   for (std::uint32_t bad : {0U, 3U, 100U, 1000U, 65536U, 40000U}) {
     INFO("entries = " << bad);
-    CHECK_THROWS_AS(net::BufferRing(&rr.ring, with(bad, 4096)), std::invalid_argument);
+    CHECK_THROWS_AS(backend->make_buffer_pool(with(bad, 4096)), std::invalid_argument);
     CHECK_THROWS_WITH(
-        net::BufferRing(&rr.ring, with(bad, 4096)),
+        backend->make_buffer_pool(with(bad, 4096)),
         Contains("entries must be a power of two in 1..32768, not " + std::to_string(bad)));
   }
-  CHECK_THROWS_AS(net::BufferRing(&rr.ring, with(8, 0)), std::invalid_argument);
-  CHECK_THROWS_WITH(net::BufferRing(&rr.ring, with(8, 0)), Contains("buffer_size must not be 0"));
-  CHECK_THROWS_AS(net::BufferRing(nullptr, with(8, 4096)), std::invalid_argument);
-  CHECK_THROWS_WITH(net::BufferRing(nullptr, with(8, 4096)), Contains("io_uring backend"));
+  CHECK_THROWS_AS(backend->make_buffer_pool(with(8, 0)), std::invalid_argument);
+  CHECK_THROWS_WITH(backend->make_buffer_pool(with(8, 0)), Contains("buffer_size must not be 0"));
 
   // The bounds themselves are fine.
-  net::BufferRingOptions one = with(1, 64);
+  coring::BufferPoolOptions one = with(1, 64);
   one.group = 1;
-  net::BufferRing smallest(&rr.ring, one);
-  CHECK(smallest.entries() == 1);
-  net::BufferRingOptions most = with(32768, 16);
+  auto smallest = backend->make_buffer_pool(one);
+  CHECK(smallest->entries() == 1);
+  coring::BufferPoolOptions most = with(32768, 16);
   most.group = 2;
-  net::BufferRing largest(&rr.ring, most);
-  CHECK(largest.entries() == 32768);
+  auto largest = backend->make_buffer_pool(most);
+  CHECK(largest->entries() == 32768);
 }
 
 // ---- through a loop ----
@@ -261,10 +260,10 @@ TEST_CASE("BufferRing: a stream's data arrives through the loop's ring", "[net][
   net::configure(loop, opts);
   auto body = []() -> Task<void> {
     net::detail::NetService& svc = service();
-    CHECK_FALSE(svc.has_ring());  // made on the first recv, not before
+    CHECK_FALSE(svc.has_pool());  // made on the first recv, not before
     net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
     Pair p = co_await make_pair(&listener);
-    CHECK_FALSE(svc.has_ring());
+    CHECK_FALSE(svc.has_pool());
 
     const std::string data = pattern(40 * 1024 + 123, 9);
     auto sending = coring::spawn(send_text(&p.client, &data, 5s));
@@ -279,14 +278,14 @@ TEST_CASE("BufferRing: a stream's data arrives through the loop's ring", "[net][
       got.append(r.buffer.as_string_view());
       held.push_back(std::move(r.buffer));
       // A ring buffer is in use from its CQE on: leased, or queued in the stream.
-      CHECK(svc.ring().in_use() == p.server.buffers_held());
-      CHECK(svc.ring().in_use() >= held.size());
+      CHECK(svc.pool().in_use() == p.server.buffers_held());
+      CHECK(svc.pool().in_use() >= held.size());
     }
     net::SendResult w = co_await sending;
     CHECK(w.bytes == data.size());
-    REQUIRE(svc.has_ring());
-    CHECK(svc.ring().buffer_size() == 1024);
-    CHECK(svc.ring().entries() == 64);
+    REQUIRE(svc.has_pool());
+    CHECK(svc.pool().buffer_size() == 1024);
+    CHECK(svc.pool().entries() == 64);
     // Every recv filled at most one configured buffer.
     CHECK(biggest <= 1024);
     CHECK(held.size() >= data.size() / 1024);
@@ -296,7 +295,7 @@ TEST_CASE("BufferRing: a stream's data arrives through the loop's ring", "[net][
     for (const auto& l : held) addresses.insert(l.bytes().data());
     CHECK(addresses.size() == held.size());
     held.clear();
-    CHECK(svc.ring().in_use() == 0);
+    CHECK(svc.pool().in_use() == 0);
     CHECK(p.server.buffers_held() == 0);
 
     // Too late to configure now.
@@ -326,13 +325,13 @@ TEST_CASE("BufferRing: an exhausted ring (ENOBUFS) waits without spinning, then 
     auto sending_a = coring::spawn(send_text(&a.client, &a_data, 10s));
     std::vector<net::BufferLease> held;
     std::string a_got;
-    while (held.size() < svc.ring().entries()) {
+    while (held.size() < svc.pool().entries()) {
       net::Received r = co_await a.server.recv(2s);
       REQUIRE(r);
       a_got.append(r.buffer.as_string_view());
       held.push_back(std::move(r.buffer));
     }
-    CHECK(svc.ring().in_use() == 4);
+    CHECK(svc.pool().in_use() == 4);
     // Nothing more for A while the ring is dry.
     net::Received more = co_await a.server.recv(50ms);
     CHECK(more.error == std::errc::timed_out);
@@ -359,7 +358,7 @@ TEST_CASE("BufferRing: an exhausted ring (ENOBUFS) waits without spinning, then 
     net::SendResult wa = co_await sending_a;
     CHECK(wa.bytes == a_data.size());
     CHECK(a_got == a_data);
-    CHECK(svc.ring().in_use() == 0);
+    CHECK(svc.pool().in_use() == 0);
   };
   {
     EventLoop loop;
@@ -396,7 +395,7 @@ TEST_CASE("BufferRing: a ring dry with data queued in another stream does not sp
     co_await coring::sleep_for(20ms);
     // The whole ring is queued in A, nothing is leased.
     const auto a_held = a.server.buffers_held();
-    const auto in_use_when_dry = svc.ring().in_use();
+    const auto in_use_when_dry = svc.pool().in_use();
     CHECK(a_held == 4);
 
     auto b_recv = coring::spawn(recv_with_timeout(&b.server, 5s));
@@ -464,16 +463,16 @@ TEST_CASE("BufferRing: buffers recycled before an ENOBUFS completion is handled 
       REQUIRE(r);
       held.push_back(std::move(r.buffer));
     }
-    REQUIRE(svc.ring().in_use() == 4);
+    REQUIRE(svc.pool().in_use() == 4);
 
     const std::string hello = "hello B";
     REQUIRE(::send(b.client.native_handle(), hello.data(), hello.size(), MSG_NOSIGNAL) ==
             static_cast<ssize_t>(hello.size()));
     // Without DEFER_TASKRUN, B's recv has already run (and failed) by now.
     const unsigned cqes_before_recycle =
-        ::io_uring_cq_ready(EventLoop::current_or_throw().backend().native_ring());
+        ::io_uring_cq_ready(coring::uring_native_ring(EventLoop::current_or_throw().backend()));
     held.clear();  // no suspension between the send and the recycling
-    CHECK(svc.ring().in_use() == 0);
+    CHECK(svc.pool().in_use() == 0);
 
     net::Received rb = co_await b_recv;
     // 1 in coop_taskrun and plain modes on Linux 6.18: B's ENOBUFS, handled after
@@ -484,7 +483,8 @@ TEST_CASE("BufferRing: buffers recycled before an ENOBUFS completion is handled 
     CHECK(rb.buffer.as_string_view() == "hello B");
   };
   coring::LoopOptions lo;
-  lo.ring_mode = mode;
+  lo.uring.ring_mode = mode;
+    lo.backend = coring::BackendKind::io_uring;
   EventLoop loop(lo);
   INFO(loop.describe());
   net::NetOptions opts;

@@ -420,7 +420,7 @@ TEST_CASE("TcpListener: out of fds, accepting backs off without a busy loop and 
     }
     // The buffer ring exists before the limit goes down (it needs no fd, but
     // keep the first recv out of the measured part).
-    (void)net::detail::NetService::of(loop).ring();
+    (void)net::detail::NetService::of(loop).pool();
 
     {
       NofileLimit limit;

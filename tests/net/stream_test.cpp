@@ -602,7 +602,7 @@ TEST_CASE("TcpStream: EOF hands out no ring buffer; the stream's core is freed",
     CHECK(wx);
     net::Received rx = co_await x.server.recv(5s);
     REQUIRE(rx.buffer.as_string_view() == "XXXX");
-    CHECK(svc.ring().in_use() == 1);
+    CHECK(svc.pool().in_use() == 1);
 
     // Y reads EOF (twice).
     y.client = net::TcpStream();
@@ -612,7 +612,7 @@ TEST_CASE("TcpStream: EOF hands out no ring buffer; the stream's core is freed",
       CHECK(ry.buffer.bytes().empty());
     }
     CHECK(y.server.buffers_held() == 0);
-    CHECK(svc.ring().in_use() == 1);  // X's lease, nothing else
+    CHECK(svc.pool().in_use() == 1);  // X's lease, nothing else
 
     // Z takes the rest of the (4-buffer) ring: X's buffer must not be among the
     // buffers the kernel hands out.

@@ -134,7 +134,7 @@ TEST_CASE("stress: 5,000 idle connections cost little memory and all still echo"
     const std::size_t rss_after = rss_bytes();
     const std::size_t heap_after = heap_in_use();
     const std::uint32_t ring_in_use_idle =
-        net::detail::NetService::of(EventLoop::current_or_throw()).ring().in_use();
+        net::detail::NetService::of(EventLoop::current_or_throw()).pool().in_use();
     REQUIRE(opened == n);
     REQUIRE(all_active);
 

@@ -325,7 +325,8 @@ TEST_CASE("a read completion reaped before the cancel is returned, then the task
   {
     Pipe p;
     coring::LoopOptions opts;
-    opts.ring_mode = mode;
+    opts.uring.ring_mode = mode;
+    opts.backend = coring::BackendKind::io_uring;
     EventLoop loop(opts);
     loop.run([&]() -> Task<void> {
       auto h = coring::spawn(read_then_suspend(p.r, &got, &past_next_suspension), "reader");

@@ -82,35 +82,25 @@ int run_in_child(const std::function<bool()>& body, std::string* child_stderr) {
 
 // Forwards to the real io_uring backend and notes whether the kernel ever held
 // completions in its overflow list (the CQ ring was full).
-class OverflowProbe final : public coring::Backend {
+class OverflowProbe final : public coring::testing::ForwardingBackend {
  public:
   OverflowProbe(std::unique_ptr<coring::Backend> inner, std::shared_ptr<std::atomic<int>> seen)
-      : inner_(std::move(inner)), seen_(std::move(seen)) {}
-  std::string describe() const override { return inner_->describe(); }
-  void bind_to_current_thread() override { inner_->bind_to_current_thread(); }
+      : ForwardingBackend(std::move(inner)), seen_(std::move(seen)) {}
   void start(const coring::IoRequest& req, coring::Completion* c) override {
     probe();
-    inner_->start(req, c);
+    ForwardingBackend::start(req, c);
     probe();
   }
-  void cancel(coring::Completion* c) override { inner_->cancel(c); }
-  void cancel_all() override { inner_->cancel_all(); }
   std::size_t poll(const Duration* timeout) override {
     probe();
-    return inner_->poll(timeout);
+    return ForwardingBackend::poll(timeout);
   }
-  std::size_t in_flight() const noexcept override { return inner_->in_flight(); }
-  std::size_t pending_submissions() const noexcept override {
-    return inner_->pending_submissions();
-  }
-  ::io_uring* native_ring() noexcept override { return inner_->native_ring(); }
 
  private:
   void probe() {
-    if (::io_uring* r = inner_->native_ring(); r != nullptr && io_uring_cq_has_overflow(r))
+    if (::io_uring* r = coring::uring_native_ring(inner()); r != nullptr && io_uring_cq_has_overflow(r))
       ++*seen_;
   }
-  std::unique_ptr<coring::Backend> inner_;
   std::shared_ptr<std::atomic<int>> seen_;
 };
 
@@ -434,8 +424,9 @@ TEST_CASE("a 4-entry SQ runs 1,000 concurrent nops", "[runtime][loop]") {
   std::size_t in_flight_after = 99;
   {
     LoopOptions o;
-    o.sq_entries = 4;
-    o.ring_mode = mode;
+    o.uring.sq_entries = 4;
+    o.uring.ring_mode = mode;
+    o.backend = coring::BackendKind::io_uring;
     o.run_budget = 4096;  // all 1,000 start in one turn
     EventLoop loop(o);
     desc = loop.describe();
@@ -466,9 +457,10 @@ TEST_CASE("an 8-entry CQ loses none of 1,000 concurrent completions (CQ overflow
   auto overflow_seen = std::make_shared<std::atomic<int>>(0);
   {
     LoopOptions o;
-    o.sq_entries = 4;
-    o.cq_entries = 8;
-    o.ring_mode = mode;
+    o.uring.sq_entries = 4;
+    o.uring.cq_entries = 8;
+    o.uring.ring_mode = mode;
+    o.backend = coring::BackendKind::io_uring;
     o.run_budget = 4096;
     o.backend_factory =
         [overflow_seen](const LoopOptions& opts) -> std::unique_ptr<coring::Backend> {
@@ -557,7 +549,9 @@ TEST_CASE("run_budget 0 is taken as 1", "[runtime][loop]") {
 }
 
 TEST_CASE("describe() names the ring mode it chose", "[runtime][loop]") {
-  EventLoop loop;
+  coring::LoopOptions o;
+  o.backend = coring::BackendKind::io_uring;  // a ring, whatever CORING_BACKEND says
+  EventLoop loop(o);
   const std::string d = loop.describe();
   INFO(d);
   CHECK(d.rfind("io_uring (", 0) == 0);
@@ -586,7 +580,8 @@ TEST_CASE("every forced RingMode does pipe I/O, timers and nops", "[runtime][loo
   {
     Pipe p;
     LoopOptions o;
-    o.ring_mode = mc.mode;
+    o.uring.ring_mode = mc.mode;
+    o.backend = coring::BackendKind::io_uring;
     EventLoop loop(o);
     desc = loop.describe();
     got = loop.run(pipe_roundtrip(p.r, p.w));
@@ -770,7 +765,8 @@ TEST_CASE("a loop built on one thread runs (and is destroyed) on another", "[run
   const auto mode = GENERATE(RingMode::automatic, RingMode::coop_taskrun);
   INFO("ring mode " << static_cast<int>(mode));
   LoopOptions o;
-  o.ring_mode = mode;
+  o.uring.ring_mode = mode;
+    o.backend = coring::BackendKind::io_uring;
   auto loop = std::make_unique<EventLoop>(o);  // built here
   std::string got;
   std::int64_t frames_delta = -1;

@@ -190,7 +190,8 @@ TEST_CASE("a forced ring mode does not fall back to another", "[runtime][setup]"
   reset_hook();
   g_hook.reject_flags = kDefer;
   LoopOptions o;
-  o.ring_mode = RingMode::defer_taskrun;
+  o.uring.ring_mode = RingMode::defer_taskrun;
+    o.backend = coring::BackendKind::io_uring;
   bool threw = false;
   try {
     (void)coring::make_uring_backend(o, UringSyscalls{&fake_or_real_init, &read_disabled});
@@ -220,8 +221,8 @@ TEST_CASE("the ring is asked for the configured SQ and CQ sizes", "[runtime][set
   reset_hook();
   g_hook.fail_errno = ENOSYS;
   LoopOptions o;
-  o.sq_entries = 8;
-  o.cq_entries = 64;
+  o.uring.sq_entries = 8;
+  o.uring.cq_entries = 64;
   CHECK_THROWS_AS(coring::make_uring_backend(o, UringSyscalls{&failing_init, &read_disabled}),
                   std::system_error);
   REQUIRE(g_hook.entries_seen.size() == 1);
@@ -230,7 +231,7 @@ TEST_CASE("the ring is asked for the configured SQ and CQ sizes", "[runtime][set
 
   reset_hook();
   g_hook.fail_errno = ENOSYS;
-  o.cq_entries = 0;  // default: four times the SQ
+  o.uring.cq_entries = 0;  // default: four times the SQ
   CHECK_THROWS_AS(coring::make_uring_backend(o, UringSyscalls{&failing_init, &read_disabled}),
                   std::system_error);
   REQUIRE(g_hook.cq_entries_seen.size() == 1);
@@ -336,7 +337,8 @@ TEST_CASE("the default hooks set up a real ring", "[runtime][setup]") {
   auto backend = coring::make_uring_backend(LoopOptions{}, UringSyscalls{});
   REQUIRE(backend != nullptr);
   CHECK(contains(backend->describe(), "io_uring ("));
-  CHECK(backend->native_ring() != nullptr);
+  CHECK(coring::uring_native_ring(*backend) != nullptr);
+  CHECK(backend->kind() == coring::BackendKind::io_uring);
   CHECK(backend->in_flight() == 0);
   CHECK(backend->pending_submissions() == 0);
 }

@@ -2,6 +2,8 @@
 // a Backend that forwards to io_uring while counting what the loop asks of it.
 #pragma once
 
+#include "coring/testing/counting_backend.hpp"
+
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -85,60 +87,17 @@ class StderrCapture {
   std::string text_;
 };
 
-struct BackendCounters {
-  std::atomic<std::uint64_t> starts{0};
-  std::atomic<std::uint64_t> cancels{0};
-  std::atomic<std::uint64_t> cancel_alls{0};
-  std::atomic<std::uint64_t> polls{0};
-  std::atomic<long> in_flight_at_destruction{-1};
-};
+using coring::testing::BackendCounters;
+using coring::testing::CountingBackend;
 
-// Forwards to the real io_uring backend; counts requests and records what was
-// still in flight when the loop destroyed it.
-class CountingBackend final : public coring::Backend {
- public:
-  CountingBackend(std::unique_ptr<coring::Backend> inner, std::shared_ptr<BackendCounters> c)
-      : inner_(std::move(inner)), c_(std::move(c)) {}
-  ~CountingBackend() override {
-    c_->in_flight_at_destruction = static_cast<long>(inner_->in_flight());
-  }
-  std::string describe() const override { return inner_->describe(); }
-  void bind_to_current_thread() override { inner_->bind_to_current_thread(); }
-  void start(const coring::IoRequest& req, coring::Completion* comp) override {
-    ++c_->starts;
-    inner_->start(req, comp);
-  }
-  void cancel(coring::Completion* comp) override {
-    ++c_->cancels;
-    inner_->cancel(comp);
-  }
-  void cancel_all() override {
-    ++c_->cancel_alls;
-    inner_->cancel_all();
-  }
-  std::size_t poll(const coring::Duration* timeout) override {
-    ++c_->polls;
-    return inner_->poll(timeout);
-  }
-  std::size_t in_flight() const noexcept override { return inner_->in_flight(); }
-  std::size_t pending_submissions() const noexcept override {
-    return inner_->pending_submissions();
-  }
-  ::io_uring* native_ring() noexcept override { return inner_->native_ring(); }
-
- private:
-  std::unique_ptr<coring::Backend> inner_;
-  std::shared_ptr<BackendCounters> c_;
-};
-
+// counting_options() with io_uring's ring forced to `mode` (the backend stays
+// the one the environment chooses unless the mode asks for a ring).
 inline coring::LoopOptions counting_options(const std::shared_ptr<BackendCounters>& c,
-                                            coring::RingMode mode = coring::RingMode::automatic) {
+                                            coring::RingMode mode) {
   coring::LoopOptions o;
-  o.ring_mode = mode;
-  o.backend_factory = [c](const coring::LoopOptions& opts) -> std::unique_ptr<coring::Backend> {
-    return std::make_unique<CountingBackend>(coring::make_uring_backend(opts), c);
-  };
-  return o;
+  o.uring.ring_mode = mode;
+  if (mode != coring::RingMode::automatic) o.backend = coring::BackendKind::io_uring;
+  return coring::testing::counting_options(c, o);
 }
 
 }  // namespace coring_test

@@ -24,11 +24,41 @@
 
 #include "coring/runtime/backend.hpp"
 #include "coring/runtime/clock.hpp"
+#include "coring/runtime/epoll_backend.hpp"
 #include "coring/runtime/join_handle.hpp"
 #include "coring/runtime/scheduler.hpp"
 #include "coring/runtime/timer_queue.hpp"
+#include "coring/runtime/uring_backend.hpp"
 
 namespace coring {
+
+struct LoopOptions {
+  // Which backend serves the loop. `automatic` (the default) takes io_uring,
+  // and epoll when io_uring is unavailable to the process (uring_unavailable():
+  // ENOSYS, EPERM, EACCES -- a seccomp profile, kernel.io_uring_disabled), never
+  // on other set-up errors; it says so once per process on stderr, and
+  // EventLoop::describe() says which one it took and why. The environment
+  // variable CORING_BACKEND=io_uring|epoll|automatic replaces `automatic`
+  // for the whole process (an explicit choice here wins over it).
+  BackendKind backend = BackendKind::automatic;
+  UringOptions uring;
+  EpollOptions epoll;
+  // Coroutines resumed per loop turn before I/O is polled again, so a busy ready
+  // queue never starves completions and timers.
+  std::size_t run_budget = 256;
+  // Builds the backend instead (a decorator, a test double); it may call
+  // make_backend(options) for the one the options choose.
+  std::function<std::unique_ptr<Backend>(const LoopOptions&)> backend_factory;
+};
+
+// The backend `options` choose (see LoopOptions::backend), without
+// backend_factory. Throws std::system_error naming cause and fix when none can
+// be set up, std::invalid_argument for a bad CORING_BACKEND.
+std::unique_ptr<Backend> make_backend(const LoopOptions& options);
+
+// BackendKind::automatic's choice when CORING_BACKEND is unset or "automatic";
+// else the kind it names. Throws std::invalid_argument for another value.
+BackendKind backend_from_environment();
 
 // Per-loop state of a higher layer (net's buffer ring and socket registry): one
 // instance per loop and type, created by EventLoop::service<S>() on first use.

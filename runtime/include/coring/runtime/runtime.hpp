@@ -2,8 +2,10 @@
 #pragma once
 
 #include "coring/runtime/backend.hpp"
+#include "coring/runtime/buffer_pool.hpp"
 #include "coring/runtime/cancel.hpp"
 #include "coring/runtime/clock.hpp"
+#include "coring/runtime/epoll_backend.hpp"
 #include "coring/runtime/event_loop.hpp"
 #include "coring/runtime/frame_allocator.hpp"
 #include "coring/runtime/io.hpp"
@@ -16,4 +18,5 @@
 #include "coring/runtime/task_context.hpp"
 #include "coring/runtime/time.hpp"
 #include "coring/runtime/timer_queue.hpp"
+#include "coring/runtime/uring_backend.hpp"
 #include "coring/runtime/with_timeout.hpp"

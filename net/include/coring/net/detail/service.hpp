@@ -1,4 +1,4 @@
-// The net layer's per-loop state: the loop's provided-buffer ring, the streams
+// The net layer's per-loop state: the loop's receive-buffer pool, the streams
 // waiting for free buffers, and a registry of every socket core so that nothing
 // outlives the loop unclosed.
 //
@@ -17,13 +17,14 @@
 #include <cstdint>
 #include <vector>
 
-#include "coring/net/buffer_ring.hpp"
+#include "coring/runtime/buffer_pool.hpp"
 #include "coring/runtime/event_loop.hpp"
 
 namespace coring::net {
 
 struct NetOptions {
-  BufferRingOptions buffers;
+  // The loop's receive buffers (see BufferPool): 1024 x 16 KiB by default.
+  BufferPoolOptions buffers;
 };
 
 namespace detail {
@@ -58,13 +59,14 @@ class NetService final : public LoopService {
 
   [[nodiscard]] EventLoop& loop() noexcept { return *loop_; }
   [[nodiscard]] Backend& backend() noexcept { return loop_->backend(); }
-  // Created on first use with the options given to configure().
-  BufferRing& ring() {
-    if (ring_) [[likely]]
-      return *ring_;
-    return make_ring();
+  // The loop's receive-buffer pool, made by the backend on first use with the
+  // options given to configure().
+  BufferPool& pool() {
+    if (pool_) [[likely]]
+      return *pool_;
+    return make_pool();
   }
-  [[nodiscard]] bool has_ring() const noexcept { return ring_ != nullptr; }
+  [[nodiscard]] bool has_pool() const noexcept { return pool_ != nullptr; }
   // Whether a multishot recv can be given a byte limit (see StreamCore); found
   // out by the first recv that tries (the kernel refuses it with EINVAL).
   [[nodiscard]] bool recv_limits() const noexcept { return recv_limits_; }
@@ -82,17 +84,17 @@ class NetService final : public LoopService {
   bool wait_for_buffers(StreamCore* s);
   void stop_waiting(StreamCore* s) noexcept;
   void recycle(std::uint16_t bid) noexcept {
-    ring_->recycle(bid);
+    pool_->recycle(bid);
     if (buffer_waiters_head_ != buffer_waiters_.size()) wake_buffer_waiter();
   }
 
  private:
-  BufferRing& make_ring();
+  BufferPool& make_pool();
   void wake_buffer_waiter() noexcept;
 
   EventLoop* loop_;
   NetOptions options_;
-  std::unique_ptr<BufferRing> ring_;
+  std::unique_ptr<BufferPool> pool_;
   bool recv_limits_ = true;
   SocketCore* head_ = nullptr;
   std::size_t sockets_ = 0;
@@ -102,8 +104,8 @@ class NetService final : public LoopService {
 
 }  // namespace detail
 
-// Sets how `loop`'s sockets receive (its buffer ring). Call before the loop's
-// first recv; throws std::logic_error once the ring exists.
+// Sets how `loop`'s sockets receive (its buffer pool). Call before the loop's
+// first recv; throws std::logic_error once the pool exists.
 inline void configure(EventLoop& loop, const NetOptions& options) {
   detail::NetService::of(loop).configure(options);
 }
