@@ -68,7 +68,7 @@ void ListenerCore::on_accept(Completion* c, int res, std::uint32_t flags) noexce
         self->svc->backend().cancel(static_cast<Completion*>(self));
         self->cancel_sent_ = true;
       }
-      self->deadline = Clock::now() + self->backoff_;
+      self->deadline = coring::now() + self->backoff_;
       self->svc->loop().timers().add(self);
     }
   } else if (res == -ECANCELED) {

@@ -97,6 +97,7 @@ std::unique_ptr<Backend> make_backend(const LoopOptions& options) {
 EventLoop::EventLoop(LoopOptions options) : options_(std::move(options)) {
   if (options_.run_budget == 0) options_.run_budget = 1;
   scheduler_.timers_ = &timers_;
+  timers_.set_clock(options_.clock.get());
   backend_ = options_.backend_factory ? options_.backend_factory(options_) : make_backend(options_);
   event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (event_fd_ < 0) {
@@ -144,12 +145,13 @@ void EventLoop::drain_for_shutdown() {
   }
   // Let every task unwind, giving cancelled I/O time to come back.
   scheduler_.cancel_all();
+  // Real time: a virtual clock does not move while the loop drains.
   const TimePoint deadline = Clock::now() + std::chrono::seconds(2);
   while (
       scheduler_.live_tasks() > 0 && Clock::now() < deadline &&
       (scheduler_.has_ready() || backend_->in_flight() > (wakeup_op_.armed ? kInternalOps : 0))) {
     const Duration step = std::chrono::milliseconds(10);
-    timers_.expire(Clock::now());
+    timers_.expire(timers_.now());
     scheduler_.cancel_all(options_.run_budget);
     backend_->poll(&step);
   }
@@ -277,7 +279,7 @@ void EventLoop::run_once(bool may_block) {
   RunGuard guard(*this);
   ++turns_;
   scheduler_.run_ready(options_.run_budget);
-  if (!timers_.empty()) timers_.expire(Clock::now());
+  if (!timers_.empty()) timers_.expire(timers_.now());
   if (wake_pending_.load(std::memory_order_acquire)) drain_posted();
 
   const bool busy = scheduler_.has_ready() || stop_requested_.load(std::memory_order_relaxed) ||
@@ -290,20 +292,31 @@ void EventLoop::run_once(bool may_block) {
       backend_->poll(&zero);
     }
   } else {
-    const TimePoint now = Clock::now();
-    if (now - last_frame_trim_ >= std::chrono::seconds(1)) {
+    const TimePoint real_now = Clock::now();
+    if (real_now - last_frame_trim_ >= std::chrono::seconds(1)) {
       // Idle: give back frames a burst left cached beyond the steady-state limit.
       FrameAllocator::trim_to_limit();
-      last_frame_trim_ = now;
+      last_frame_trim_ = real_now;
     }
     if (auto next = timers_.next_deadline()) {
-      const Duration wait = std::max(Duration{0}, *next - now);
-      backend_->poll(&wait);
+      ClockSource* clock = timers_.clock();
+      if (clock == nullptr) {
+        const Duration wait = std::max(Duration{0}, *next - real_now);
+        backend_->poll(&wait);
+      } else {
+        // Another clock (a virtual one) may jump to the deadline, but only when
+        // nothing else can happen first: no completion waiting, nothing ready.
+        const Duration zero{0};
+        if (backend_->poll(&zero) == 0 && !scheduler_.has_ready() && !clock->idle_until(*next)) {
+          const Duration wait = std::max(Duration{0}, *next - clock->now());
+          backend_->poll(&wait);
+        }
+      }
     } else {
       backend_->poll(nullptr);
     }
   }
-  if (!timers_.empty()) timers_.expire(Clock::now());
+  if (!timers_.empty()) timers_.expire(timers_.now());
 }
 
 std::string EventLoop::describe() const {

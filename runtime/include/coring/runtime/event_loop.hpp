@@ -46,6 +46,10 @@ struct LoopOptions {
   // Coroutines resumed per loop turn before I/O is polled again, so a busy ready
   // queue never starves completions and timers.
   std::size_t run_budget = 256;
+  // The clock timers run on; null: steady_clock. A coring::testing::VirtualClock
+  // runs them in virtual time: when the loop is idle it jumps to the next
+  // deadline instead of waiting (see clock.hpp). Shared so it outlives the loop.
+  std::shared_ptr<ClockSource> clock;
   // Builds the backend instead (a decorator, a test double); it may call
   // make_backend(options) for the one the options choose.
   std::function<std::unique_ptr<Backend>(const LoopOptions&)> backend_factory;

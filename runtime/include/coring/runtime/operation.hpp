@@ -84,7 +84,7 @@ enum class WaitKind : std::uint8_t {
 namespace detail {
 // Now + d, saturated.
 inline TimePoint deadline_after(Duration d) noexcept {
-  const TimePoint now = Clock::now();
+  const TimePoint now = coring::now();
   return d >= TimePoint::max() - now ? TimePoint::max() : now + d;
 }
 }  // namespace detail

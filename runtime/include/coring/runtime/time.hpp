@@ -49,7 +49,7 @@ inline SleepAwaiter sleep_until(TimePoint deadline) noexcept {
   return SleepAwaiter{deadline};
 }
 inline SleepAwaiter sleep_for(Duration d) noexcept {
-  return SleepAwaiter{Clock::now() + d};
+  return SleepAwaiter{detail::deadline_after(d)};
 }
 
 // The seed's PeriodicTimer: `co_await timer.tick()` resumes at start + k * interval.
@@ -58,7 +58,7 @@ inline SleepAwaiter sleep_for(Duration d) noexcept {
 // returns how many intervals passed since the previous tick (1 when on time).
 class PeriodicTimer {
  public:
-  explicit PeriodicTimer(Duration interval) : PeriodicTimer(interval, Clock::now() + interval) {}
+  explicit PeriodicTimer(Duration interval) : PeriodicTimer(interval, coring::now() + interval) {}
   PeriodicTimer(Duration interval, TimePoint first_tick) : interval_(interval), next_(first_tick) {
     if (interval_ <= Duration::zero())
       throw std::invalid_argument("coring: PeriodicTimer interval must be > 0");
@@ -80,7 +80,7 @@ class PeriodicTimer {
 
  private:
   std::uint64_t advance() noexcept {
-    const TimePoint now = Clock::now();
+    const TimePoint now = coring::now();
     const auto passed = static_cast<std::uint64_t>((now - next_) / interval_) + 1;
     next_ += interval_ * static_cast<Duration::rep>(passed);
     return passed;

@@ -41,6 +41,13 @@ struct TimerNode {
 
 class TimerQueue {
  public:
+  // The clock deadlines are measured on (null: Clock, steady_clock).
+  void set_clock(ClockSource* clock) noexcept { clock_ = clock; }
+  [[nodiscard]] ClockSource* clock() const noexcept { return clock_; }
+  [[nodiscard]] TimePoint now() const noexcept {
+    return clock_ == nullptr ? Clock::now() : clock_->now();
+  }
+
   void add(TimerNode* n);
   // No-op when the node is not armed.
   void remove(TimerNode* n) noexcept;
@@ -72,6 +79,7 @@ class TimerQueue {
 
   std::vector<Entry> heap_;
   std::uint64_t next_seq_ = 0;
+  ClockSource* clock_ = nullptr;
 };
 
 namespace detail {
@@ -86,5 +94,12 @@ inline TimerQueue& current_timers() {
   return *t;
 }
 }  // namespace detail
+
+// The running loop's time (its LoopOptions::clock), or Clock::now() outside a
+// loop. See clock.hpp.
+inline TimePoint now() noexcept {
+  const TimerQueue* t = detail::tls_current_timers;
+  return t == nullptr ? Clock::now() : t->now();
+}
 
 }  // namespace coring
