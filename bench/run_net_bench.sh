@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Echo-server benchmark: coring's demos/echo_server against a plain liburing echo server
 # (bench/baselines/uring_echo_server.cpp) and a Boost.Asio one
-# (bench/baselines/asio_echo_server.cpp), loaded by coring's demos/echo_client.
+# (bench/baselines/asio_echo_server.cpp), and coring's echo_server on its epoll backend
+# (--backend epoll, "coring_epoll") against a plain epoll echo server
+# (bench/baselines/epoll_echo_server.cpp, "epoll"), loaded by coring's demos/echo_client.
 #
 # For each scenario (connections x message size x pipeline depth) it runs the servers
 # interleaved (coring, baseline, asio, coring, ...) REPS times, each on a fresh server
@@ -28,8 +30,10 @@
 #   IDLE_REPS     idle-memory runs per server                    (default: 3)
 #   SERVER_CPU / CLIENT_CPU   CPUs to pin to (default: 0 / 1; "none": no pinning)
 #   SKIP_BUILD=1  use the binaries as they are
-#   CORING_ECHO_SERVER, URING_ECHO_SERVER, ASIO_ECHO_SERVER, ECHO_CLIENT: binaries to use
-#                 instead of the ones in $BUILD_DIR
+#   CORING_ECHO_SERVER, URING_ECHO_SERVER, ASIO_ECHO_SERVER, EPOLL_ECHO_SERVER, ECHO_CLIENT:
+#                 binaries to use instead of the ones in $BUILD_DIR
+#   SERVER_SET    servers to measure, among coring baseline asio coring_epoll epoll previous
+#                 (default: all that exist)
 #   PREVIOUS_ECHO_SERVER  an earlier coring's echo_server, measured as a fourth server
 #                 ("previous") with the ratio coring/previous (bench/compare_revisions.sh
 #                 sets it); left out when unset
@@ -77,7 +81,7 @@ die() {
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCORING_BUILD_BENCH=ON -DCORING_BUILD_TESTS=OFF -DCORING_BUILD_DEMOS=ON >/dev/null
-  targets=(echo_server echo_client uring_echo_server)
+  targets=(echo_server echo_client uring_echo_server epoll_echo_server)
   if cmake --build "$BUILD_DIR" --target help | grep -qw asio_echo_server; then
     targets+=(asio_echo_server)
   fi
@@ -91,10 +95,14 @@ declare -A BIN=(
   [baseline]="${URING_ECHO_SERVER:-$BUILD_DIR/bench/baselines/uring_echo_server}"
   [asio]="${ASIO_ECHO_SERVER:-$BUILD_DIR/bench/baselines/asio_echo_server}"
   [previous]="${PREVIOUS_ECHO_SERVER:-}"
+  [coring_epoll]="${CORING_ECHO_SERVER:-$BUILD_DIR/demos/echo_server}"
+  [epoll]="${EPOLL_ECHO_SERVER:-$BUILD_DIR/bench/baselines/epoll_echo_server}"
 )
+# Extra arguments per server.
+declare -A ARGS=([coring_epoll]="--backend epoll")
 [[ -x "$CLIENT" ]] || die "no echo_client at $CLIENT"
 SERVERS=()
-for s in coring baseline asio previous; do
+for s in ${SERVER_SET:-coring baseline asio coring_epoll epoll previous}; do
   if [[ -x "${BIN[$s]}" ]]; then
     SERVERS+=("$s")
   elif [[ $s == previous && -z "${BIN[$s]}" ]]; then
@@ -157,7 +165,8 @@ status_kb() {
 start_server() {
   local name=$1 out="$TMP/$1.out" line="" i
   : >"$out"
-  "${PIN_SERVER[@]}" stdbuf -oL "${BIN[$name]}" --port 0 >"$out" 2>"$TMP/$name.err" &
+  # shellcheck disable=SC2086 # ARGS are words
+  "${PIN_SERVER[@]}" stdbuf -oL "${BIN[$name]}" ${ARGS[$name]:-} --port 0 >"$out" 2>"$TMP/$name.err" &
   SRV_PID=$!
   for ((i = 0; i < 200; i++)); do
     line="$(head -n1 "$out")"
@@ -323,8 +332,9 @@ with open(raw) as f:
         (idle if line.startswith("idle ") else runs).append(kv)
 
 LABEL = {"coring": "coring", "baseline": "liburing baseline", "asio": "Asio",
-         "previous": "previous coring"}
-servers = [s for s in ("coring", "baseline", "asio", "previous")
+         "previous": "previous coring", "coring_epoll": "coring on epoll",
+         "epoll": "epoll baseline"}
+servers = [s for s in ("coring", "baseline", "asio", "coring_epoll", "epoll", "previous")
            if any(r["server"] == s for r in runs + idle)]
 
 def ok(r):
@@ -362,15 +372,16 @@ for sc in scenarios:
         print(f"| {LABEL[s]} | {fmt(m[s]['rt_per_s'], 0)} | {fmt(m[s]['cpu_us_per_rt'], 2)} | "
               f"{fmt(m[s]['p50_us'])} | {fmt(m[s]['p99_us'])} | {fmt(m[s]['p999_us'])} | "
               f"{fmt(m[s]['rss'])} | {len(good)}/{len(rows)} |")
-    for other in ("baseline", "asio", "previous"):
-        if "coring" in m and other in m:
-            r = {k: ratio(m["coring"][k], m[other][k]) for k in m["coring"]}
-            print(f"| coring/{other} | " + " | ".join(
+    for mine, other in (("coring", "baseline"), ("coring", "asio"), ("coring", "previous"),
+                        ("coring_epoll", "epoll")):
+        if mine in m and other in m:
+            r = {k: ratio(m[mine][k], m[other][k]) for k in m[mine]}
+            print(f"| {mine}/{other} | " + " | ".join(
                 "-" if r[k] is None else f"{r[k]:.2f}x"
                 for k in ("rt_per_s", "cpu_us_per_rt", "p50_us", "p99_us", "p999_us", "rss")) + " | |")
+    targets = []
     if "coring" in m:
         c = m["coring"]
-        targets = []
         if "baseline" in m:
             b = m["baseline"]
             targets.append("rt/s >= 0.95x baseline: " +
@@ -381,8 +392,12 @@ for sc in scenarios:
         if "asio" in m:
             targets.append("CPU/rt <= 0.65x Asio: " +
                            verdict(ratio(c["cpu_us_per_rt"], m["asio"]["cpu_us_per_rt"]), 0.65))
-        if targets:
-            print("\nTargets: " + "; ".join(targets))
+    if "coring_epoll" in m and "epoll" in m:
+        targets.append("epoll backend CPU/rt <= 1.1x plain epoll: " +
+                       verdict(ratio(m["coring_epoll"]["cpu_us_per_rt"],
+                                     m["epoll"]["cpu_us_per_rt"]), 1.1))
+    if targets:
+        print("\nTargets: " + "; ".join(targets))
     print()
 
 if idle:

@@ -11,8 +11,11 @@
 // connection (accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC, TCP_NODELAY set as the liburing
 // baseline does) is registered once, edge-triggered, for EPOLLIN | EPOLLOUT | EPOLLRDHUP,
 // so a round trip costs no epoll_ctl. epoll_wait takes up to --max-events events at once.
-// On input a connection reads until EAGAIN into one buffer shared by all connections and
-// sends each chunk straight back (send with MSG_NOSIGNAL). What a short send leaves over
+// On input a connection reads into one buffer shared by all connections until EAGAIN, or
+// until a read fills less than the buffer (a stream socket that gave less than asked is
+// drained, and the next byte brings a new edge; not so once the peer hung up, when it
+// reads on to EOF -- coring's epoll backend uses the same rule), and sends each chunk
+// straight back (send with MSG_NOSIGNAL). What a short send leaves over
 // goes to the connection's pending buffer, in order; later input is appended behind it and
 // the whole is flushed on EPOLLOUT. With --max-pending bytes or more pending, a connection
 // stops reading (back-pressure: a peer that sends without ever reading cannot grow the
@@ -167,8 +170,9 @@ bool flush(Conn* c) {
   return true;
 }
 
-// Reads until EAGAIN (or end of input, or the pending bound) and echoes what it reads.
-void on_readable(Conn* c) {
+// Reads until EAGAIN or a short read (or end of input, or the pending bound) and echoes what
+// it reads. `hup`: the peer hung up (read on to EOF; no further edge will come).
+void on_readable(Conn* c, bool hup) {
   c->input_left = false;
   while (!c->eof) {
     if (c->pending_bytes() >= g.opt.max_pending) {
@@ -190,6 +194,7 @@ void on_readable(Conn* c) {
         }
       }
       if (sent < got) append_pending(c, g.buf + sent, got - sent);
+      if (got < g.opt.buffer_size && !hup) return;  // drained: wait for the next edge
     } else if (n == 0) {
       c->eof = true;
     } else if (errno == EINTR) {
@@ -210,7 +215,7 @@ void on_writable(Conn* c) {
   if (c->pending_bytes() == 0 && c->eof) {
     close_conn(c);
   } else if (c->input_left && c->pending_bytes() < g.opt.max_pending) {
-    on_readable(c);  // no new edge will come for the input we left unread
+    on_readable(c, true);  // no new edge will come for the input we left unread
   }
 }
 
@@ -224,7 +229,7 @@ void on_conn_event(Conn* c, std::uint32_t events) {
     on_writable(c);
     if (c->fd < 0) return;
   }
-  if (events & (EPOLLIN | EPOLLRDHUP)) on_readable(c);
+  if (events & (EPOLLIN | EPOLLRDHUP)) on_readable(c, (events & EPOLLRDHUP) != 0);
 }
 
 void pause_accept() {
