@@ -1,10 +1,13 @@
 // The epoll backend (see epoll_backend.hpp for what it does).
 //
 // Implementation notes.
-// - Every started operation gets an Op record (pooled), found by its
-//   Completion* in `ops_` so that cancel() can end it wherever it is: queued in
-//   `submit_` (not tried yet) or parked on its fd's list.
-// - FdState per fd (a table indexed by fd), with a generation number carried in
+// - Every started operation gets an Op record (from chunks of 64, reused
+//   through a free list), found by its Completion* in `ops_` (an open-addressing
+//   table) so that cancel() can end it wherever it is: queued in `submit_` (not
+//   tried yet) or parked on its fd's list. Records and table slots are what an
+//   idle connection costs here beyond io_uring's: no malloc per operation.
+// - FdState per fd (slots in chunks of 256, indexed by fd, never moved), with a
+//   generation number carried in
 //   each epoll_event so an event for an fd closed and reused within one batch is
 //   recognised as stale. `readable`/`writable` are the edge-triggered readiness
 //   we last learned: set by an event, cleared by EAGAIN (or a short recv).
@@ -22,8 +25,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <system_error>
-#include <unordered_map>
 #include <vector>
 
 #include "coring/runtime/epoll_backend.hpp"
@@ -57,6 +60,81 @@ class EpollBufferPool final : public BufferPool {
 
 enum : std::uint8_t { kWantIn = 1, kWantOut = 2 };
 
+// Completion* -> record, open addressing with linear probing and
+// backward-shift deletion (no tombstones); at most half full.
+template <class Rec>
+class CompletionTable {
+ public:
+  Rec* find(const Completion* c) const noexcept {
+    if (slots_.empty()) return nullptr;
+    for (std::size_t i = home(c);; i = (i + 1) & mask()) {
+      Rec* r = slots_[i];
+      if (r == nullptr) return nullptr;
+      if (r->c == c) return r;
+    }
+  }
+  void insert(Rec* rec) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    place(rec);
+    ++count_;
+  }
+  void erase(const Completion* c) noexcept {
+    if (slots_.empty()) return;
+    std::size_t i = home(c);
+    for (;; i = (i + 1) & mask()) {
+      if (slots_[i] == nullptr) return;
+      if (slots_[i]->c == c) break;
+    }
+    // Shift later members of the probe run back into the hole.
+    std::size_t hole = i;
+    for (std::size_t j = (i + 1) & mask(); slots_[j] != nullptr; j = (j + 1) & mask()) {
+      const std::size_t h = home(slots_[j]->c);
+      // Movable into the hole unless its home lies cyclically in (hole, j].
+      const bool stays = hole <= j ? (h > hole && h <= j) : (h > hole || h <= j);
+      if (!stays) {
+        slots_[hole] = slots_[j];
+        hole = j;
+      }
+    }
+    slots_[hole] = nullptr;
+    --count_;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return count_; }
+  template <class F>
+  void for_each(F&& f) const {
+    for (Rec* r : slots_) {
+      if (r != nullptr) f(r);
+    }
+  }
+
+ private:
+  std::size_t mask() const noexcept { return slots_.size() - 1; }
+  std::size_t home(const Completion* c) const noexcept {
+    const auto v = reinterpret_cast<std::uintptr_t>(c) >> 3;
+    return static_cast<std::size_t>((v * 0x9E3779B97F4A7C15ULL) >> shift_);
+  }
+  void place(Rec* rec) noexcept {
+    std::size_t i = home(rec->c);
+    while (slots_[i] != nullptr) i = (i + 1) & mask();
+    slots_[i] = rec;
+  }
+  void grow() {
+    std::vector<Rec*> old;
+    old.swap(slots_);
+    const std::size_t n = old.empty() ? 64 : old.size() * 2;
+    slots_.assign(n, nullptr);
+    shift_ = 64;
+    for (std::size_t m = n; m > 1; m >>= 1) --shift_;
+    for (Rec* r : old) {
+      if (r != nullptr) place(r);
+    }
+  }
+
+  std::vector<Rec*> slots_;
+  std::size_t count_ = 0;
+  unsigned shift_ = 64;
+};
+
 class EpollBackend final : public Backend {
  public:
   explicit EpollBackend(const EpollOptions& o)
@@ -66,13 +144,7 @@ class EpollBackend final : public Backend {
       throw std::system_error(errno, std::system_category(), "coring: epoll_create1 failed");
     }
   }
-  ~EpollBackend() override {
-    ::close(ep_);
-    for (Op* op : op_free_) delete op;
-    for (auto& [c, op] : ops_) delete op;
-    for (FdState* s : fds_) delete s;
-    for (FdState* s : fd_free_) delete s;
-  }
+  ~EpollBackend() override { ::close(ep_); }
 
   BackendKind kind() const noexcept override { return BackendKind::epoll; }
   std::string describe() const override {
@@ -83,23 +155,23 @@ class EpollBackend final : public Backend {
     Op* op = new_op();
     op->req = req;
     op->c = c;
-    ops_[c] = op;
+    ops_.insert(op);
     submit_.push_back(op);
     ++in_flight_;
   }
 
   void cancel(Completion* c) override {
-    auto it = ops_.find(c);
-    if (it == ops_.end()) return;  // finished already: its completion is queued
-    if (cancellable(it->second)) finish(it->second, -ECANCELED);
+    Op* op = ops_.find(c);
+    if (op == nullptr) return;  // finished already: its completion is queued
+    if (cancellable(op)) finish(op, -ECANCELED);
   }
 
   void cancel_all() override {
     std::vector<Op*> all;
     all.reserve(ops_.size());
-    for (auto& [c, op] : ops_) {
+    ops_.for_each([&all](Op* op) {
       if (cancellable(op)) all.push_back(op);
-    }
+    });
     for (Op* op : all) finish(op, -ECANCELED);
   }
 
@@ -162,6 +234,7 @@ class EpollBackend final : public Backend {
     bool dead = false;           // finished while queued
   };
   struct FdState {
+    bool live = false;  // in use (the slot of an fd we know)
     int fd = -1;
     std::uint32_t gen = 0;
     bool registered = false;
@@ -184,22 +257,35 @@ class EpollBackend final : public Backend {
 
   // ---- records ----
   Op* new_op() {
-    if (op_free_.empty()) return new Op();
+    if (op_free_.empty()) {
+      constexpr std::size_t kChunk = 64;
+      op_chunks_.push_back(std::make_unique<Op[]>(kChunk));
+      op_free_.reserve(op_chunks_.size() * kChunk);
+      for (std::size_t i = kChunk; i-- > 0;) op_free_.push_back(&op_chunks_.back()[i]);
+    }
     Op* op = op_free_.back();
     op_free_.pop_back();
     *op = Op{};
     return op;
   }
   void recycle_op(Op* op) noexcept {
-    try {
-      op_free_.push_back(op);
-    } catch (...) {
-      delete op;
-    }
+    op_free_.push_back(op);  // capacity reserved for every record of every chunk
   }
 
+  static constexpr std::size_t kFdChunk = 256;
   FdState* state_of(int fd) const noexcept {
-    return fd >= 0 && static_cast<std::size_t>(fd) < fds_.size() ? fds_[fd] : nullptr;
+    if (fd < 0) return nullptr;
+    const auto i = static_cast<std::size_t>(fd);
+    if (i / kFdChunk >= fd_chunks_.size() || !fd_chunks_[i / kFdChunk]) return nullptr;
+    FdState* s = &fd_chunks_[i / kFdChunk][i % kFdChunk];
+    return s->live ? s : nullptr;
+  }
+  FdState* slot_for(int fd) {
+    const auto i = static_cast<std::size_t>(fd);
+    if (i / kFdChunk >= fd_chunks_.size()) fd_chunks_.resize(i / kFdChunk + 1);
+    auto& chunk = fd_chunks_[i / kFdChunk];
+    if (!chunk) chunk = std::make_unique<FdState[]>(kFdChunk);
+    return &chunk[i % kFdChunk];
   }
 
   // The fd's state, registering it with epoll on first use. Returns null with
@@ -226,21 +312,20 @@ class EpollBackend final : public Backend {
         return nullptr;
       }
     }
-    if (static_cast<std::size_t>(fd) >= fds_.size()) fds_.resize(static_cast<std::size_t>(fd) + 1);
     FdState* s = nullptr;
-    if (!fd_free_.empty()) {
-      s = fd_free_.back();
-      fd_free_.pop_back();
-      *s = FdState{};
-    } else {
-      s = new FdState();
+    try {
+      s = slot_for(fd);
+    } catch (...) {
+      if (pollable) ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
+      throw;
     }
+    *s = FdState{};
+    s->live = true;
     s->fd = fd;
     s->gen = gen;
     s->registered = pollable;
     s->pollable = pollable;
     s->sticky = sticky;
-    fds_[fd] = s;
     return s;
   }
 
@@ -261,12 +346,7 @@ class EpollBackend final : public Backend {
         if (r == s) r = nullptr;
       }
     }
-    fds_[s->fd] = nullptr;
-    try {
-      fd_free_.push_back(s);
-    } catch (...) {
-      delete s;
-    }
+    s->live = false;
   }
 
   void maybe_release(FdState* s) noexcept {
@@ -383,8 +463,8 @@ class EpollBackend final : public Backend {
       default:
         break;
     }
-    const bool sticky =
-        r.opcode == IoOpcode::recv || r.opcode == IoOpcode::send || r.opcode == IoOpcode::accept;
+    const bool sticky = r.fd_managed || r.opcode == IoOpcode::recv ||
+                        r.opcode == IoOpcode::send || r.opcode == IoOpcode::accept;
     FdState* s = state_for(r.fd, sticky, err);
     if (s == nullptr) {
       finish(op, -err);
@@ -592,7 +672,17 @@ class EpollBackend final : public Backend {
       int err = 0;
       socklen_t len = sizeof err;
       if (::getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-      return finish(op, -err);
+      if (err != 0) return finish(op, -err);
+      // No error yet is not "connected": the event may be the one epoll
+      // reported when the socket was registered, before connect(2). Ask again.
+      if (::connect(s->fd, static_cast<const sockaddr*>(r.addr), r.len) == 0 || errno == EISCONN) {
+        return finish(op, 0);
+      }
+      if (errno == EALREADY || errno == EINPROGRESS || errno == EINTR) {
+        s->writable = false;
+        return park(op, s, kWantOut);
+      }
+      return finish(op, -errno);
     }
     for (;;) {
       if (::connect(s->fd, static_cast<const sockaddr*>(r.addr), r.len) == 0) {
@@ -693,12 +783,12 @@ class EpollBackend final : public Backend {
   unsigned max_events_;
   std::vector<epoll_event> events_;
   bool pwait2_ = true;
-  std::unordered_map<Completion*, Op*> ops_;
+  CompletionTable<Op> ops_;
+  std::vector<std::unique_ptr<Op[]>> op_chunks_;
   std::vector<Op*> op_free_;
   std::vector<Op*> submit_;
   std::vector<Op*> running_;
-  std::vector<FdState*> fds_;
-  std::vector<FdState*> fd_free_;
+  std::vector<std::unique_ptr<FdState[]>> fd_chunks_;
   std::vector<FdState*> retry_;
   std::vector<Ready> ready_;
   std::vector<Ready> delivering_;
