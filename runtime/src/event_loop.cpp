@@ -128,6 +128,7 @@ EventLoop::~EventLoop() {
     shutting_down_ = true;
     scheduler_.shutdown();
   }
+  backend_->forget_fd(event_fd_);
   ::close(event_fd_);
   // The ring goes first (nothing of ours is in the kernel after this), then the
   // services, most recently created first.
@@ -206,6 +207,7 @@ void EventLoop::arm_wakeup() {
   req.addr = &wakeup_op_.value;
   req.len = sizeof(wakeup_op_.value);
   req.offset = 0;
+  req.fd_managed = true;  // forgotten before it is closed (~EventLoop)
   backend_->start(req, &wakeup_op_);
   wakeup_op_.armed = true;
 }

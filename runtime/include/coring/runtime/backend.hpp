@@ -17,9 +17,10 @@
 // - A recv that names a BufferPool (IoRequest::buffers) gets its data in a
 //   buffer of that pool, named by the completion (completion::buffer_id); the
 //   buffer is the caller's until it recycles it. An empty pool is -ENOBUFS.
-// - fds: a backend may keep state per fd (epoll's interest list). Close an fd
-//   that had operations through an IoOpcode::close request, or call
-//   forget_fd() just before closing it yourself.
+// - fds: a backend may keep state per fd (epoll's interest list) while
+//   operations use it, and between them for sockets (recv, send, accept) and
+//   requests marked fd_managed. Close such an fd through an IoOpcode::close
+//   request, or call forget_fd() just before closing it yourself.
 #pragma once
 
 #include <cstddef>
@@ -87,6 +88,10 @@ struct IoRequest {
   // bytes; 0: no limit. A backend that cannot limit it fails the operation
   // with -EINVAL (io_uring before Linux 6.17).
   std::uint32_t multishot_limit = 0;
+  // The caller closes `fd` only through an IoOpcode::close request, or calls
+  // Backend::forget_fd() first: the backend may keep per-fd state (epoll's
+  // registration) between operations. Always so for recv, send and accept.
+  bool fd_managed = false;
 };
 
 enum class BackendKind : std::uint8_t {

@@ -25,8 +25,9 @@
 //     completion comes from the next poll()).
 // fds registered by read, write, poll_add or connect leave epoll when their
 // last operation ends (an fd the application closes itself cannot linger);
-// sockets used by recv, send and accept stay registered until closed through
-// the backend or forget_fd().
+// sockets used by recv, send and accept, and fds of requests marked
+// IoRequest::fd_managed (the loop's wake-up eventfd), stay registered until
+// closed through the backend or forget_fd().
 // Side effect: the fd of a read, write, accept or connect is set O_NONBLOCK.
 #pragma once
 
