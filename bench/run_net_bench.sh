@@ -37,6 +37,8 @@
 #   PREVIOUS_ECHO_SERVER  an earlier coring's echo_server, measured as a fourth server
 #                 ("previous") with the ratio coring/previous (bench/compare_revisions.sh
 #                 sets it); left out when unset
+#   PREVIOUS_ARGS extra arguments for it (e.g. "--backend epoll", with ratio
+#                 coring_epoll/previous)
 # Takes about 5 minutes with the defaults (plus the build). Exits non-zero if a client run
 # failed (echo mismatch, errors) or a server could not be started.
 set -euo pipefail
@@ -99,7 +101,7 @@ declare -A BIN=(
   [epoll]="${EPOLL_ECHO_SERVER:-$BUILD_DIR/bench/baselines/epoll_echo_server}"
 )
 # Extra arguments per server.
-declare -A ARGS=([coring_epoll]="--backend epoll")
+declare -A ARGS=([coring_epoll]="--backend epoll" [previous]="${PREVIOUS_ARGS:-}")
 [[ -x "$CLIENT" ]] || die "no echo_client at $CLIENT"
 SERVERS=()
 for s in ${SERVER_SET:-coring baseline asio coring_epoll epoll previous}; do
@@ -373,7 +375,7 @@ for sc in scenarios:
               f"{fmt(m[s]['p50_us'])} | {fmt(m[s]['p99_us'])} | {fmt(m[s]['p999_us'])} | "
               f"{fmt(m[s]['rss'])} | {len(good)}/{len(rows)} |")
     for mine, other in (("coring", "baseline"), ("coring", "asio"), ("coring", "previous"),
-                        ("coring_epoll", "epoll")):
+                        ("coring_epoll", "epoll"), ("coring_epoll", "previous")):
         if mine in m and other in m:
             r = {k: ratio(m[mine][k], m[other][k]) for k in m[mine]}
             print(f"| {mine}/{other} | " + " | ".join(

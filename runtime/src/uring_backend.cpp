@@ -132,9 +132,13 @@ constexpr ModeAttempt kAttempts[] = {
 class UringBackend final : public Backend {
  public:
   UringBackend(const UringOptions& opt, const UringSyscalls& sys) {
-    auto init = sys.queue_init_params != nullptr ? sys.queue_init_params : &default_queue_init;
+    auto init = sys.queue_init_params != nullptr        ? sys.queue_init_params
+                : opt.syscalls.queue_init_params != nullptr ? opt.syscalls.queue_init_params
+                                                          : &default_queue_init;
     auto disabled = sys.read_io_uring_disabled != nullptr ? sys.read_io_uring_disabled
-                                                          : &default_read_io_uring_disabled;
+                    : opt.syscalls.read_io_uring_disabled != nullptr
+                        ? opt.syscalls.read_io_uring_disabled
+                        : &default_read_io_uring_disabled;
     const unsigned sq = opt.sq_entries == 0 ? 256 : opt.sq_entries;
     const unsigned cq = opt.cq_entries == 0 ? sq * 4 : opt.cq_entries;
     int err = EINVAL;
@@ -413,6 +417,11 @@ std::string describe_uring_setup_error(int err, int io_uring_disabled) {
              "sysctl: most likely a seccomp profile blocks it, as container runtimes' default "
              "profiles do. Fix: allow io_uring_setup, io_uring_enter and io_uring_register in "
              "the profile (e.g. docker run --security-opt seccomp=<profile>).";
+    case EACCES:
+      return "coring: io_uring_setup was denied (EACCES): a security module (SELinux, AppArmor) "
+             "or the kernel.io_uring_group setting keeps this process from using io_uring. Fix: "
+             "allow io_uring in the policy, or run on the epoll backend "
+             "(LoopOptions::backend = BackendKind::epoll, or CORING_BACKEND=epoll).";
     case ENOMEM: {
       rlimit rl{};
       std::string limit = "unknown";

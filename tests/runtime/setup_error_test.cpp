@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <liburing.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -118,6 +119,7 @@ TEST_CASE("each set-up errno throws std::system_error naming the cause and the f
       ErrorCase{"EPERM, no sysctl (seccomp)", EPERM, -1, {"EPERM", "seccomp"}},
       ErrorCase{"ENOMEM", ENOMEM, 0, {"ENOMEM", "RLIMIT_MEMLOCK", "ulimit -l", "sq_entries"}},
       ErrorCase{"EMFILE", EMFILE, 0, {"file descriptors", "ulimit -n"}},
+      ErrorCase{"EACCES (a security module)", EACCES, 0, {"EACCES", "security module", "epoll"}},
       ErrorCase{"EFAULT (other)", EFAULT, 0, {"io_uring_setup failed", "errno 14"}});
   INFO(c.label);
   reset_hook();
@@ -341,4 +343,152 @@ TEST_CASE("the default hooks set up a real ring", "[runtime][setup]") {
   CHECK(backend->kind() == coring::BackendKind::io_uring);
   CHECK(backend->in_flight() == 0);
   CHECK(backend->pending_submissions() == 0);
+}
+
+// ---- automatic backend choice ----
+
+namespace {
+
+// CORING_BACKEND unset for the scope (the epoll pass of the suite sets it,
+// which would replace the automatic choice these tests are about).
+struct NoBackendEnv {
+  std::string saved;
+  bool had = false;
+  NoBackendEnv() {
+    if (const char* v = std::getenv("CORING_BACKEND")) {
+      saved = v;
+      had = true;
+    }
+    ::unsetenv("CORING_BACKEND");
+  }
+  ~NoBackendEnv() {
+    if (had) ::setenv("CORING_BACKEND", saved.c_str(), 1);
+  }
+};
+
+LoopOptions failing_setup(int err) {
+  reset_hook();
+  g_hook.fail_errno = err;
+  LoopOptions o;
+  o.uring.syscalls = UringSyscalls{&failing_init, &read_disabled};
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("automatic: io_uring unavailable (ENOSYS, EPERM, EACCES) falls back to epoll, which works",
+          "[runtime][setup]") {
+  NoBackendEnv no_env;
+  const int err = GENERATE(ENOSYS, EPERM, EACCES);
+  INFO("errno " << err);
+  const auto frames_before = FrameAllocator::live_frames();
+  const std::size_t fds_before = count_open_fds();
+  {
+    EventLoop loop(failing_setup(err));
+    const std::string d = loop.describe();
+    INFO(d);
+    CHECK(loop.backend().kind() == coring::BackendKind::epoll);
+    CHECK(d.rfind("epoll", 0) == 0);
+    CHECK(contains(d, "automatic: io_uring is unavailable"));
+    CHECK(contains(d, coring::describe_uring_setup_error(err, 0).c_str()));
+    CHECK(g_hook.flags_seen.size() == 1);  // one attempt, then epoll
+    // It serves: a timer and a pipe read through the fallback backend.
+    Pipe p;
+    std::string got;
+    loop.run([&]() -> Task<void> {
+      co_await coring::sleep_for(1ms);
+      REQUIRE(write_str(p.w, "through epoll"));
+      char buf[32] = {};
+      coring::IoResult r =
+          co_await coring::async_read(p.r, std::as_writable_bytes(std::span<char>(buf)));
+      got.assign(buf, r.bytes());
+    }());
+    CHECK(got == "through epoll");
+  }
+  CHECK(count_open_fds() == fds_before);
+  REQUIRE(FrameAllocator::live_frames() == frames_before);
+}
+
+// Run (hidden) by the next test in a process of its own: two loops fall back.
+TEST_CASE("automatic: two loops falling back in one process", "[.][setup_child]") {
+  NoBackendEnv no_env;
+  EventLoop a(failing_setup(EPERM));
+  EventLoop b(failing_setup(EPERM));
+  CHECK(a.backend().kind() == coring::BackendKind::epoll);
+  CHECK(b.backend().kind() == coring::BackendKind::epoll);
+}
+
+TEST_CASE("automatic: the fallback is said once per process, on stderr", "[runtime][setup]") {
+  NoBackendEnv no_env;
+  // In a new process: this one may have said it already (the flag is per process).
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // A fresh process (exec), so the once-per-process flag starts clear.
+    ::close(pipe_fds[0]);
+    ::dup2(pipe_fds[1], 2);
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    if (devnull >= 0) ::dup2(devnull, 1);
+    ::execl("/proc/self/exe", "coring_tests", "[setup_child]", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(pipe_fds[1]);
+  std::string said;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(pipe_fds[0], buf, sizeof buf)) > 0) said.append(buf, static_cast<std::size_t>(n));
+  ::close(pipe_fds[0]);
+  int status = -1;
+  ::waitpid(pid, &status, 0);
+  INFO(said);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  std::size_t lines = 0;
+  for (std::size_t at = said.find("coring: using the epoll backend; io_uring is unavailable");
+       at != std::string::npos;
+       at = said.find("coring: using the epoll backend; io_uring is unavailable", at + 1)) {
+    ++lines;
+  }
+  CHECK(lines == 1);
+  CHECK(contains(said, "EPERM"));
+}
+
+TEST_CASE("automatic: other set-up failures (ENOMEM, EMFILE, EINVAL) are not hidden by a fallback",
+          "[runtime][setup]") {
+  NoBackendEnv no_env;
+  const int err = GENERATE(ENOMEM, EMFILE, EINVAL);
+  INFO("errno " << err);
+  try {
+    EventLoop loop(failing_setup(err));
+    FAIL("the loop started: " << loop.describe());
+  } catch (const std::system_error& e) {
+    CHECK(e.code().value() == err);
+    CHECK(contains(e.what(), coring::describe_uring_setup_error(err, 0).c_str()));
+  }
+}
+
+TEST_CASE("CORING_BACKEND picks the backend; a bad value is an error naming the choices",
+          "[runtime][setup]") {
+  NoBackendEnv no_env;
+  CHECK(coring::backend_from_environment() == coring::BackendKind::automatic);
+  ::setenv("CORING_BACKEND", "epoll", 1);
+  CHECK(coring::backend_from_environment() == coring::BackendKind::epoll);
+  {
+    EventLoop loop;
+    CHECK(loop.backend().kind() == coring::BackendKind::epoll);
+  }
+  {
+    LoopOptions o;
+    o.backend = coring::BackendKind::io_uring;  // an explicit choice wins
+    EventLoop loop(o);
+    CHECK(loop.backend().kind() == coring::BackendKind::io_uring);
+  }
+  ::setenv("CORING_BACKEND", "io_uring", 1);
+  CHECK(coring::backend_from_environment() == coring::BackendKind::io_uring);
+  ::setenv("CORING_BACKEND", "kqueue", 1);
+  CHECK_THROWS_AS(coring::backend_from_environment(), std::invalid_argument);
+  CHECK_THROWS_WITH(EventLoop(), Catch::Contains("CORING_BACKEND=kqueue") &&
+                                      Catch::Contains("io_uring, epoll or automatic"));
+  ::unsetenv("CORING_BACKEND");
 }

@@ -22,12 +22,6 @@ namespace coring {
 // How the ring is set up. `automatic` tries each in this order.
 enum class RingMode { automatic, defer_taskrun, coop_taskrun, plain };
 
-struct UringOptions {
-  unsigned sq_entries = 256;
-  unsigned cq_entries = 0;  // 0: four times sq_entries
-  RingMode ring_mode = RingMode::automatic;
-};
-
 // The kernel entry points used to set up a ring. Tests replace them to make
 // set-up fail with a chosen errno; the defaults call liburing and read /proc.
 struct UringSyscalls {
@@ -37,10 +31,20 @@ struct UringSyscalls {
   int (*read_io_uring_disabled)() = nullptr;
 };
 
+struct UringOptions {
+  unsigned sq_entries = 256;
+  unsigned cq_entries = 0;  // 0: four times sq_entries
+  RingMode ring_mode = RingMode::automatic;
+  // The set-up entry points (tests make set-up fail with a chosen errno, also
+  // under an automatic EventLoop, to see it fall back).
+  UringSyscalls syscalls;
+};
+
 struct LoopOptions;
 
 // Creates the io_uring backend. Throws std::system_error naming the cause and the
-// fix when io_uring cannot be set up.
+// fix when io_uring cannot be set up. `syscalls` (when set) replaces
+// options.syscalls.
 std::unique_ptr<Backend> make_uring_backend(const UringOptions& options,
                                             const UringSyscalls& syscalls = {});
 // The same with `options.uring`.
