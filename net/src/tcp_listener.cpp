@@ -73,6 +73,9 @@ void ListenerCore::on_accept(Completion* c, int res, std::uint32_t flags) noexce
     }
   } else if (res == -ECANCELED) {
     if (!cancel_requested) self->stopped_ = true;  // the loop cancelled everything: shutting down
+  } else if (res == -EINTR || res == -EAGAIN || res == -ECONNABORTED) {
+    // Transient (interrupted, nothing to accept after all, a client that gave
+    // up before we took it): not an accept error; armed again below.
   } else {
     ++self->stats.accept_errors;
   }

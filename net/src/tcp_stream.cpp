@@ -118,9 +118,10 @@ void StreamCore::on_recv(Completion* c, int res, std::uint32_t flags) noexcept {
     // Not ours (we cancel only to pause at the cap): the loop is shutting down
     // and cancelled everything. Re-arming would only keep it waiting.
     if (!cancel_requested && self->end_ == 0) self->end_ = res;
-  } else if (res == -EINTR) {
-    // Interrupted by the kernel, not by us: not an end of the stream (the
-    // recv is armed again below, as after any final completion).
+  } else if (res == -EINTR || res == -EAGAIN) {
+    // Interrupted by the kernel, not by us, or nothing to read after all:
+    // transient, not an end of the stream (the recv is armed again below, as
+    // after any final completion).
   } else if (res < 0) {
     if (self->end_ == 0) self->end_ = res;
   }
@@ -380,10 +381,10 @@ void SendAllAwaiter::completed(Completion* c, int res, std::uint32_t) noexcept {
     self->err_ = EPIPE;  // nothing accepted for a non-empty send: the socket is done
   } else if (self->closed_) {
     self->err_ = EBADF;
-  } else if ((res == -ECANCELED || res == -EINTR) && self->interrupting()) {
+  } else if ((res == -ECANCELED || res == -EINTR || res == -EAGAIN) && self->interrupting()) {
     interrupted = true;
-  } else if (res == -EINTR) {
-    self->send_next();  // interrupted by the kernel, not by us: go on
+  } else if (res == -EINTR || res == -EAGAIN) {
+    self->send_next();  // interrupted by the kernel, not by us, or no room yet: go on
     return;
   } else {
     self->err_ = -res;
