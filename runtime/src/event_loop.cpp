@@ -212,11 +212,13 @@ void EventLoop::arm_wakeup() {
   wakeup_op_.armed = true;
 }
 
-void EventLoop::on_wakeup(Completion* c, int res, std::uint32_t) noexcept {
+void EventLoop::on_wakeup(Completion* c, int, std::uint32_t) noexcept {
   auto* op = static_cast<WakeupOp*>(c);
   op->armed = false;
   EventLoop& loop = *op->loop;
-  if (res == -ECANCELED || loop.closed_) return;
+  // Only a closing loop stops reading: an ECANCELED it did not ask for (a
+  // fault injected, a cancel_all by hand) must not leave it deaf to post().
+  if (loop.closed_) return;
   loop.arm_wakeup();
 }
 

@@ -130,6 +130,8 @@ constexpr ModeAttempt kAttempts[] = {
 };
 
 class UringBackend final : public Backend {
+  struct Cqe;
+
  public:
   UringBackend(const UringOptions& opt, const UringSyscalls& sys) {
     auto init = sys.queue_init_params != nullptr        ? sys.queue_init_params
@@ -212,6 +214,12 @@ class UringBackend final : public Backend {
   }
 
   std::size_t poll(const Duration* timeout) override {
+    if (!stashed_.empty()) {
+      // Completions a full SQ made start() take out of the ring: deliver them
+      // without waiting (and hand over what is queued).
+      if (io_uring_sq_ready(&ring_) != 0) enter_nowait();
+      return reap();
+    }
     if (timeout != nullptr && timeout->count() <= 0) {
       if (io_uring_sq_ready(&ring_) == 0 && in_flight_ == 0) return 0;
       if (io_uring_sq_ready(&ring_) == 0 && (flags_ & IORING_SETUP_DEFER_TASKRUN) == 0) {
@@ -262,7 +270,9 @@ class UringBackend final : public Backend {
       const int r = io_uring_submit(&ring_);
       if (r < 0 && r != -EINTR) {
         if (r == -EBUSY || r == -EAGAIN) {
-          reap();
+          // The kernel wants CQ room first. start() must not deliver
+          // completions: move them out of the ring, for poll() to deliver.
+          stash();
         } else {
           throw_enter_error(r);
         }
@@ -296,8 +306,42 @@ class UringBackend final : public Backend {
     throw std::system_error(-r, std::system_category(), "coring: io_uring_enter failed");
   }
 
+  // Copies every CQE out of the ring into `stashed_` without running a callback.
+  void stash() {
+    for (;;) {
+      io_uring_cqe* cqes[256];
+      unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 256);
+      if (n == 0) {
+        if (!io_uring_cq_has_overflow(&ring_)) return;
+        io_uring_get_events(&ring_);
+        n = io_uring_peek_batch_cqe(&ring_, cqes, 256);
+        if (n == 0) return;
+      }
+      for (unsigned i = 0; i < n; ++i) {
+        stashed_.push_back({cqes[i]->user_data, cqes[i]->res, cqes[i]->flags});
+      }
+      io_uring_cq_advance(&ring_, n);
+    }
+  }
+
+  void deliver(const Cqe& e) {
+    if ((e.flags & IORING_CQE_F_MORE) == 0) --in_flight_;
+    auto* c = reinterpret_cast<Completion*>(e.user_data);
+    c->on_complete(c, e.res, e.flags & kFlagsPassed);
+  }
+
   std::size_t reap() {
     std::size_t delivered = 0;
+    if (!stashed_.empty()) {
+      // Moved out of the ring by a start() that found the SQ full: first, in order.
+      std::vector<Cqe> earlier;
+      earlier.swap(stashed_);
+      for (const Cqe& e : earlier) {
+        if (e.user_data == 0) continue;
+        deliver(e);
+        ++delivered;
+      }
+    }
     for (;;) {
       io_uring_cqe* cqes[256];
       unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, static_cast<unsigned>(batch_.size()));
@@ -314,9 +358,7 @@ class UringBackend final : public Backend {
       for (unsigned i = 0; i < n; ++i) {
         const Cqe& e = batch_[i];
         if (e.user_data == 0) continue;
-        if ((e.flags & IORING_CQE_F_MORE) == 0) --in_flight_;
-        auto* c = reinterpret_cast<Completion*>(e.user_data);
-        c->on_complete(c, e.res, e.flags & kFlagsPassed);
+        deliver(e);
         ++delivered;
       }
     }
@@ -393,6 +435,7 @@ class UringBackend final : public Backend {
   unsigned cq_entries_ = 0;
   std::size_t in_flight_ = 0;
   std::vector<Cqe> batch_;
+  std::vector<Cqe> stashed_;  // taken out of the ring by start(), delivered by poll()
 };
 
 }  // namespace
