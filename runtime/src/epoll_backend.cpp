@@ -245,6 +245,7 @@ class EpollBackend final : public Backend {
     bool in_retry = false;
     bool nonblocking = false;  // O_NONBLOCK set (by us or already)
     bool hup = false;          // the peer hung up (EPOLLRDHUP/HUP/ERR seen)
+    bool unseekable = false;   // pread/pwrite said ESPIPE: the offset is ignored
     std::int8_t stream = -1;   // a stream socket? (-1: not asked yet)
     std::uint32_t last_events = 0;
     Op* head = nullptr;
@@ -649,7 +650,7 @@ class EpollBackend final : public Backend {
     const IoRequest& r = op->req;
     for (;;) {
       ssize_t n;
-      if (r.offset == ~0ULL) {
+      if (r.offset == ~0ULL || s->unseekable) {
         n = write ? ::write(s->fd, r.addr, r.len) : ::read(s->fd, r.addr, r.len);
       } else {
         const auto off = static_cast<off_t>(r.offset);
@@ -657,6 +658,12 @@ class EpollBackend final : public Backend {
       }
       if (n >= 0) return finish(op, static_cast<int>(n));
       if (errno == EINTR) continue;
+      if (errno == ESPIPE && !s->unseekable) {
+        // A pipe, socket or eventfd: the offset means nothing (io_uring ignores
+        // it too); read and write at the current position from now on.
+        s->unseekable = true;
+        continue;
+      }
       if (s->pollable && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         (write ? s->writable : s->readable) = false;
         return park(op, s, write ? kWantOut : kWantIn);

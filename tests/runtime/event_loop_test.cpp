@@ -861,3 +861,44 @@ TEST_CASE(
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
   CHECK(child_stderr.find("Sanitizer") == std::string::npos);
 }
+
+TEST_CASE("an idle loop waits in the kernel instead of spinning", "[runtime][loop]") {
+  // Regression (epoll backend): the loop's eventfd read carries offset 0, which
+  // pread(2) refuses on an eventfd (ESPIPE); the failed read was re-armed at
+  // once, so an idle epoll loop never blocked. Whatever the backend, a task
+  // sleeping 200 ms costs a handful of turns, not thousands.
+  EventLoop loop;
+  INFO(loop.describe());
+  bool ran = false;
+  loop.run([](bool* r) -> Task<void> {
+    // A post wakes the loop through its eventfd read (the path that spun).
+    EventLoop::current()->post([r] { *r = true; });
+    co_await coring::sleep_for(200ms);
+  }(&ran));
+  CHECK(ran);
+  const std::uint64_t turns = loop.stats().turns;
+  INFO("turns: " << turns);
+  CHECK(turns < 50);
+}
+
+TEST_CASE("a read or write at an offset on a pipe goes to the pipe (the offset is ignored)",
+          "[runtime][loop]") {
+  Pipe p;
+  std::string got;
+  int wrote = -1;
+  {
+    EventLoop loop;
+    loop.run([&]() -> Task<void> {
+      const std::string msg = "offset ignored";
+      coring::IoResult w = co_await coring::async_write(
+          p.w, std::as_bytes(std::span<const char>(msg.data(), msg.size())), 0);
+      wrote = w.res;
+      char buf[32] = {};
+      coring::IoResult r =
+          co_await coring::async_read(p.r, std::as_writable_bytes(std::span<char>(buf)), 0);
+      got.assign(buf, r.bytes());
+    }());
+  }
+  CHECK(wrote == 14);
+  CHECK(got == "offset ignored");
+}
