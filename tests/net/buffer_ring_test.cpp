@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "support/net_support.hpp"
+#include "support/uring_only.hpp"
 
 using namespace coring_test;
 using Catch::Contains;
@@ -427,6 +428,7 @@ TEST_CASE("BufferRing: a ring dry with data queued in another stream does not sp
 
 TEST_CASE("BufferRing: buffers recycled before an ENOBUFS completion is handled are not missed",
           "[net][buffer_ring]") {
+  CORING_IO_URING_ONLY();
   // Without DEFER_TASKRUN the kernel may run B's recv (and post its ENOBUFS) on
   // the way back from send(2), before A's buffers are recycled; if the loop
   // then parked B among the buffer waiters, no further recycle would wake it.

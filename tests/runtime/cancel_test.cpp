@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "support/test_support.hpp"
+#include "support/uring_only.hpp"
 
 using namespace std::chrono_literals;
 using coring::Clock;
@@ -271,6 +272,7 @@ TEST_CASE("a read that completed before the cancel is delivered, then the task s
   const auto mode = GENERATE(coring::RingMode::coop_taskrun, coring::RingMode::plain,
                              coring::RingMode::automatic);
   INFO("ring mode " << static_cast<int>(mode));
+  if (mode != coring::RingMode::automatic) CORING_IO_URING_ONLY();  // a forced ring mode
   const auto frames_before = FrameAllocator::live_frames();
   auto counters = std::make_shared<BackendCounters>();
   std::string got;
@@ -308,6 +310,7 @@ TEST_CASE("a read that completed before the cancel is delivered, then the task s
 
 TEST_CASE("a read completion reaped before the cancel is returned, then the task stops",
           "[runtime][cancel]") {
+  CORING_IO_URING_ONLY();
   // The writer makes the data available, then does one ring round trip (a nop),
   // so the read's CQE is reaped no later than the nop's; only then does it
   // cancel. Whether the reader is still queued to resume (its CQE came after the

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "support/test_support.hpp"
+#include "support/uring_only.hpp"
 
 using namespace std::chrono_literals;
 using coring::Clock;
@@ -415,6 +416,7 @@ TEST_CASE("stop() from another thread ends run()", "[runtime][loop]") {
 }
 
 TEST_CASE("a 4-entry SQ runs 1,000 concurrent nops", "[runtime][loop]") {
+  CORING_IO_URING_ONLY();
   const auto frames_before = FrameAllocator::live_frames();
   const auto mode = GENERATE(RingMode::automatic, RingMode::coop_taskrun, RingMode::plain);
   INFO("ring mode " << static_cast<int>(mode));
@@ -445,6 +447,7 @@ TEST_CASE("a 4-entry SQ runs 1,000 concurrent nops", "[runtime][loop]") {
 
 TEST_CASE("an 8-entry CQ loses none of 1,000 concurrent completions (CQ overflow)",
           "[runtime][loop]") {
+  CORING_IO_URING_ONLY();
   const auto frames_before = FrameAllocator::live_frames();
   const auto mode = GENERATE(RingMode::automatic, RingMode::defer_taskrun, RingMode::coop_taskrun,
                              RingMode::plain);
@@ -549,6 +552,7 @@ TEST_CASE("run_budget 0 is taken as 1", "[runtime][loop]") {
 }
 
 TEST_CASE("describe() names the ring mode it chose", "[runtime][loop]") {
+  CORING_IO_URING_ONLY();
   coring::LoopOptions o;
   o.backend = coring::BackendKind::io_uring;  // a ring, whatever CORING_BACKEND says
   EventLoop loop(o);
@@ -565,6 +569,7 @@ TEST_CASE("describe() names the ring mode it chose", "[runtime][loop]") {
 }
 
 TEST_CASE("every forced RingMode does pipe I/O, timers and nops", "[runtime][loop]") {
+  CORING_IO_URING_ONLY();
   const auto frames_before = FrameAllocator::live_frames();
   const std::size_t fds_before = count_open_fds();
   struct ModeCase {
@@ -762,6 +767,7 @@ TEST_CASE("run(task) returns the value or rethrows; EventLoop::current() is set 
 }
 
 TEST_CASE("a loop built on one thread runs (and is destroyed) on another", "[runtime][loop]") {
+  CORING_IO_URING_ONLY();
   const auto mode = GENERATE(RingMode::automatic, RingMode::coop_taskrun);
   INFO("ring mode " << static_cast<int>(mode));
   LoopOptions o;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "support/test_support.hpp"
+#include "support/uring_only.hpp"
 
 using namespace std::chrono_literals;
 using coring::EventLoop;
@@ -272,6 +273,7 @@ TEST_CASE("an EventLoop whose ring cannot be set up throws, leaking no fd or fra
 
 TEST_CASE("EINVAL for DEFER_TASKRUN falls back to COOP_TASKRUN, and the ring works",
           "[runtime][setup]") {
+  CORING_IO_URING_ONLY();
   const auto frames_before = FrameAllocator::live_frames();
   const std::size_t fds_before = count_open_fds();
   reset_hook();
@@ -304,6 +306,7 @@ TEST_CASE("EINVAL for DEFER_TASKRUN falls back to COOP_TASKRUN, and the ring wor
 
 TEST_CASE("EINVAL for DEFER_TASKRUN and COOP_TASKRUN falls back to a plain ring",
           "[runtime][setup]") {
+  CORING_IO_URING_ONLY();
   const auto frames_before = FrameAllocator::live_frames();
   const std::size_t fds_before = count_open_fds();
   // Also reject SUBMIT_ALL (5.18+): the last attempt is a ring with no flags at all.
@@ -336,6 +339,7 @@ TEST_CASE("EINVAL for DEFER_TASKRUN and COOP_TASKRUN falls back to a plain ring"
 }
 
 TEST_CASE("the default hooks set up a real ring", "[runtime][setup]") {
+  CORING_IO_URING_ONLY();
   auto backend = coring::make_uring_backend(LoopOptions{}, UringSyscalls{});
   REQUIRE(backend != nullptr);
   CHECK(contains(backend->describe(), "io_uring ("));
@@ -478,11 +482,13 @@ TEST_CASE("CORING_BACKEND picks the backend; a bad value is an error naming the 
     EventLoop loop;
     CHECK(loop.backend().kind() == coring::BackendKind::epoll);
   }
-  {
+  try {
     LoopOptions o;
     o.backend = coring::BackendKind::io_uring;  // an explicit choice wins
     EventLoop loop(o);
     CHECK(loop.backend().kind() == coring::BackendKind::io_uring);
+  } catch (const std::system_error& e) {
+    CHECK(coring::uring_unavailable(e.code().value()));  // no io_uring here at all
   }
   ::setenv("CORING_BACKEND", "io_uring", 1);
   CHECK(coring::backend_from_environment() == coring::BackendKind::io_uring);

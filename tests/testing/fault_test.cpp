@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "support/net_support.hpp"
+#include "support/uring_only.hpp"
 
 using namespace coring_test;
 using coring::FrameAllocator;
@@ -717,6 +718,7 @@ TEST_CASE("FaultBackend: echo server under a random mix of every fault, many see
 
 TEST_CASE("FaultBackend: io_uring with a tiny ring (SQ 2, CQ 4) serves many clients",
           "[testing][fault]") {
+  CORING_IO_URING_ONLY();
   // Every ring mode: they submit and reap differently (DEFER_TASKRUN posts
   // completions only when the loop enters the kernel; the others as they
   // happen, so the CQ overflows while the loop is busy elsewhere).
