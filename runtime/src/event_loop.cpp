@@ -12,6 +12,8 @@
 #include <system_error>
 #include <thread>
 
+#include "coring/runtime/forwarding_backend.hpp"
+
 namespace coring {
 namespace {
 thread_local EventLoop* tls_loop = nullptr;
@@ -44,30 +46,15 @@ BackendKind backend_from_environment() {
 
 namespace {
 // The epoll backend, saying why it stands in for io_uring (in describe()).
-class FallbackBackend final : public Backend {
+class FallbackBackend final : public ForwardingBackend {
  public:
   FallbackBackend(std::unique_ptr<Backend> inner, std::string why)
-      : inner_(std::move(inner)), why_(std::move(why)) {}
-  BackendKind kind() const noexcept override { return inner_->kind(); }
+      : ForwardingBackend(std::move(inner)), why_(std::move(why)) {}
   std::string describe() const override {
-    return fmt::format("{} (automatic: {})", inner_->describe(), why_);
+    return fmt::format("{} (automatic: {})", inner().describe(), why_);
   }
-  void bind_to_current_thread() override { inner_->bind_to_current_thread(); }
-  void start(const IoRequest& req, Completion* c) override { inner_->start(req, c); }
-  void cancel(Completion* c) override { inner_->cancel(c); }
-  void cancel_all() override { inner_->cancel_all(); }
-  std::size_t poll(const Duration* timeout) override { return inner_->poll(timeout); }
-  std::size_t in_flight() const noexcept override { return inner_->in_flight(); }
-  std::size_t pending_submissions() const noexcept override {
-    return inner_->pending_submissions();
-  }
-  std::unique_ptr<BufferPool> make_buffer_pool(const BufferPoolOptions& o) override {
-    return inner_->make_buffer_pool(o);
-  }
-  void forget_fd(int fd) noexcept override { inner_->forget_fd(fd); }
 
  private:
-  std::unique_ptr<Backend> inner_;
   std::string why_;
 };
 

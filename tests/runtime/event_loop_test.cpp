@@ -31,6 +31,7 @@
 
 #include "support/test_support.hpp"
 #include "support/uring_only.hpp"
+#include "support/ring_probe.hpp"
 
 using namespace std::chrono_literals;
 using coring::Clock;
@@ -80,30 +81,6 @@ int run_in_child(const std::function<bool()>& body, std::string* child_stderr) {
   ::close(file);
   return status;
 }
-
-// Forwards to the real io_uring backend and notes whether the kernel ever held
-// completions in its overflow list (the CQ ring was full).
-class OverflowProbe final : public coring::testing::ForwardingBackend {
- public:
-  OverflowProbe(std::unique_ptr<coring::Backend> inner, std::shared_ptr<std::atomic<int>> seen)
-      : ForwardingBackend(std::move(inner)), seen_(std::move(seen)) {}
-  void start(const coring::IoRequest& req, coring::Completion* c) override {
-    probe();
-    ForwardingBackend::start(req, c);
-    probe();
-  }
-  std::size_t poll(const Duration* timeout) override {
-    probe();
-    return ForwardingBackend::poll(timeout);
-  }
-
- private:
-  void probe() {
-    if (::io_uring* r = coring::uring_native_ring(inner()); r != nullptr && io_uring_cq_has_overflow(r))
-      ++*seen_;
-  }
-  std::shared_ptr<std::atomic<int>> seen_;
-};
 
 bool kernel_at_least(int major, int minor) {
   utsname u{};
@@ -457,7 +434,7 @@ TEST_CASE("an 8-entry CQ loses none of 1,000 concurrent completions (CQ overflow
   std::string desc;
   std::size_t in_flight_after = 99;
   Duration elapsed{};
-  auto overflow_seen = std::make_shared<std::atomic<int>>(0);
+  auto counts = std::make_shared<coring_test::RingCounts>();
   {
     LoopOptions o;
     o.uring.sq_entries = 4;
@@ -466,8 +443,8 @@ TEST_CASE("an 8-entry CQ loses none of 1,000 concurrent completions (CQ overflow
     o.backend = coring::BackendKind::io_uring;
     o.run_budget = 4096;
     o.backend_factory =
-        [overflow_seen](const LoopOptions& opts) -> std::unique_ptr<coring::Backend> {
-      return std::make_unique<OverflowProbe>(coring::make_uring_backend(opts), overflow_seen);
+        [counts](const LoopOptions& opts) -> std::unique_ptr<coring::Backend> {
+      return std::make_unique<coring_test::RingProbe>(coring::make_uring_backend(opts), counts);
     };
     EventLoop loop(o);
     desc = loop.describe();
@@ -487,7 +464,7 @@ TEST_CASE("an 8-entry CQ loses none of 1,000 concurrent completions (CQ overflow
   CHECK(ok == 3 * kOps);
   CHECK(in_flight_after == 1);
   CHECK(elapsed < 30s);
-  CHECK(overflow_seen->load() > 0);  // the overflow path really was taken
+  CHECK(counts->cq_overflow > 0);  // the overflow path really was taken
   REQUIRE(FrameAllocator::live_frames() == frames_before);
 }
 

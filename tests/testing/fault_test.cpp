@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "support/net_support.hpp"
+#include "support/ring_probe.hpp"
 #include "support/uring_only.hpp"
 
 using namespace coring_test;
@@ -337,41 +338,6 @@ std::size_t complete_clients(const RunResult& r) {
         return c.complete();
       }));
 }
-
-// Between a FaultBackend and the io_uring backend: counts the starts that
-// found the SQ full (the backend flushes it first) and the times the kernel
-// held completions in its overflow list (the CQ was full).
-struct RingCounts {
-  std::uint64_t sq_full = 0;
-  std::uint64_t cq_overflow = 0;
-};
-
-class RingProbe final : public coring::testing::ForwardingBackend {
- public:
-  RingProbe(std::unique_ptr<coring::Backend> inner, std::shared_ptr<RingCounts> counts)
-      : ForwardingBackend(std::move(inner)), counts_(std::move(counts)) {}
-  void start(const IoRequest& req, coring::Completion* c) override {
-    if (::io_uring* r = coring::uring_native_ring(inner()); r != nullptr) {
-      if (::io_uring_sq_space_left(r) == 0) ++counts_->sq_full;
-    }
-    probe();
-    ForwardingBackend::start(req, c);
-    probe();
-  }
-  std::size_t poll(const Duration* timeout) override {
-    probe();
-    return ForwardingBackend::poll(timeout);
-  }
-
- private:
-  void probe() {
-    if (::io_uring* r = coring::uring_native_ring(inner());
-        r != nullptr && ::io_uring_cq_has_overflow(r)) {
-      ++counts_->cq_overflow;
-    }
-  }
-  std::shared_ptr<RingCounts> counts_;
-};
 
 // fault_options(plan, base, stats) with plan.tiny_ring, and a RingProbe
 // between the FaultBackend and the ring.

@@ -7,6 +7,7 @@
 #include "coring/runtime/clock.hpp"
 #include "coring/runtime/epoll_backend.hpp"
 #include "coring/runtime/event_loop.hpp"
+#include "coring/runtime/forwarding_backend.hpp"
 #include "coring/runtime/frame_allocator.hpp"
 #include "coring/runtime/io.hpp"
 #include "coring/runtime/join_handle.hpp"
