@@ -3,6 +3,7 @@
 // timeout costs (no frame for an operation of the library).
 #include <catch2/catch.hpp>
 #include <coring/coring.hpp>
+#include <coring/testing/virtual_clock.hpp>
 
 #include <array>
 #include <chrono>
@@ -88,23 +89,33 @@ TEST_CASE("with_timeout gives one shape per result kind", "[runtime][timeout]") 
   SUCCEED();
 }
 
+// Virtual time (coring::testing::VirtualClock) where a test is about the logic
+// of timeouts: exact, and no real waiting. The pipe-read tests below stay on
+// the real clock (the kernel's side of a cancelled read).
+namespace {
+coring::LoopOptions virtual_time() {
+  coring::LoopOptions o;
+  o.clock = std::make_shared<coring::testing::VirtualClock>();
+  return o;
+}
+}  // namespace
+
 TEST_CASE("with_timeout on sleep_for(1h) gives up after the timeout", "[runtime][timeout]") {
   const auto frames_before = FrameAllocator::live_frames();
   bool completed = true;
   Duration elapsed{};
   std::size_t timers_after = 99;
   {
-    EventLoop loop;
+    EventLoop loop(virtual_time());
     loop.run([&]() -> Task<void> {
-      const TimePoint t0 = Clock::now();
+      const TimePoint t0 = coring::now();
       completed = co_await with_timeout(20ms, coring::sleep_for(1h));
-      elapsed = Clock::now() - t0;
+      elapsed = coring::now() - t0;
       timers_after = EventLoop::current()->timers().size();
     }());
   }
   CHECK_FALSE(completed);
-  CHECK(elapsed >= 20ms);
-  CHECK(elapsed < 30s);
+  CHECK(elapsed == 20ms);
   CHECK(timers_after == 0);  // neither the sleep nor the timeout left a timer
   REQUIRE(FrameAllocator::live_frames() == frames_before);
 }
@@ -274,17 +285,23 @@ TEST_CASE("with_timeout joins a JoinHandle by reference: on timeout the task run
   bool still_running = false;
   bool valid_after = false;
   bool cancelled_later = false;
+  TimePoint gave_up{};
+  TimePoint joined{};
+  TimePoint start{};
   {
-    EventLoop loop;
+    EventLoop loop(virtual_time());
     loop.run([&]() -> Task<void> {
+      start = coring::now();
       auto h = coring::spawn([]() -> Task<int> {
         co_await coring::sleep_for(30ms);
         co_return 42;
       }());
       first = co_await with_timeout(5ms, h);
+      gave_up = coring::now();
       still_running = !h.done();
       valid_after = h.valid();
       second = co_await with_timeout(5s, h);
+      joined = coring::now();
 
       auto other = coring::spawn(quick_value(1));
       (void)other;
@@ -301,9 +318,11 @@ TEST_CASE("with_timeout joins a JoinHandle by reference: on timeout the task run
     }());
   }
   CHECK_FALSE(first.has_value());
+  CHECK(gave_up == start + 5ms);
   CHECK(still_running);
   CHECK(valid_after);
   CHECK(second == 42);
+  CHECK(joined == start + 30ms);  // the task ran on, on its own schedule
   CHECK(cancelled_later);
   REQUIRE(FrameAllocator::live_frames() == frames_before);
 }
