@@ -61,13 +61,14 @@ namespace {
 // epoll_event.data.u64: one of these for the server's own descriptors, else a Conn pointer.
 enum ServerTag : std::uint64_t { kListen = 0, kSignal = 1 };
 
-constexpr std::size_t kKeepPendingCapacity = 64 * 1024;  // larger pending buffers freed when drained
-constexpr long kAcceptRetryNs = 10 * 1000 * 1000;         // after EMFILE and the like
+constexpr std::size_t kKeepPendingCapacity =
+    64 * 1024;                                     // larger pending buffers freed when drained
+constexpr long kAcceptRetryNs = 10 * 1000 * 1000;  // after EMFILE and the like
 
 struct Conn {
-  int fd = -1;  // -1: closed, freed after the current batch of events
-  bool eof = false;          // recv returned 0: close once pending is sent
-  bool input_left = false;   // stopped reading (back-pressure) before EAGAIN
+  int fd = -1;              // -1: closed, freed after the current batch of events
+  bool eof = false;         // recv returned 0: close once pending is sent
+  bool input_left = false;  // stopped reading (back-pressure) before EAGAIN
   // Bytes received but not yet sent back: pending[off, len).
   char* pending = nullptr;
   std::size_t off = 0;
@@ -94,9 +95,9 @@ struct Server {
   std::vector<Conn*> conns;      // by fd, for the shutdown
   std::vector<Conn*> graveyard;  // closed during this batch of events
   std::size_t open_conns = 0;
-  bool accept_paused = false;    // out of descriptors or memory: retry later...
-  bool fd_freed = false;         // ...when a connection closes (set by close_conn)
-  timespec accept_retry_at{};    // ...or at this time, whichever comes first
+  bool accept_paused = false;  // out of descriptors or memory: retry later...
+  bool fd_freed = false;       // ...when a connection closes (set by close_conn)
+  timespec accept_retry_at{};  // ...or at this time, whichever comes first
   bool stop = false;
 };
 

@@ -22,9 +22,9 @@ BufferPool::BufferPool(const BufferPoolOptions& options) : options_(options) {
   void* data =
       ::mmap(nullptr, data_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (data == MAP_FAILED) {
-    throw std::system_error(errno, std::system_category(),
-                            fmt::format("coring: mmap of {} receive buffers of {} bytes", n,
-                                        options_.buffer_size));
+    throw std::system_error(
+        errno, std::system_category(),
+        fmt::format("coring: mmap of {} receive buffers of {} bytes", n, options_.buffer_size));
   }
   data_ = static_cast<std::byte*>(data);
 }

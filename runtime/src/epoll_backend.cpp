@@ -189,8 +189,7 @@ class EpollBackend final : public Backend {
       wait_ms = 0;
       tsp = &ts;
     } else if (timeout != nullptr) {
-      const auto ns =
-          std::max<std::int64_t>(0, std::chrono::nanoseconds(*timeout).count());
+      const auto ns = std::max<std::int64_t>(0, std::chrono::nanoseconds(*timeout).count());
       ts.tv_sec = ns / 1'000'000'000;
       ts.tv_nsec = ns % 1'000'000'000;
       tsp = &ts;
@@ -397,9 +396,7 @@ class EpollBackend final : public Backend {
   }
 
   // ---- completions ----
-  void complete(Op* op, int res, std::uint32_t flags) {
-    ready_.push_back({op->c, res, flags});
-  }
+  void complete(Op* op, int res, std::uint32_t flags) { ready_.push_back({op->c, res, flags}); }
   // Queues the final completion and frees the record (or, for an op still in
   // the submission batch, marks it dead for run_submissions to free).
   void finish(Op* op, int res, std::uint32_t flags = 0) noexcept {
@@ -464,8 +461,8 @@ class EpollBackend final : public Backend {
       default:
         break;
     }
-    const bool sticky = r.fd_managed || r.opcode == IoOpcode::recv ||
-                        r.opcode == IoOpcode::send || r.opcode == IoOpcode::accept;
+    const bool sticky = r.fd_managed || r.opcode == IoOpcode::recv || r.opcode == IoOpcode::send ||
+                        r.opcode == IoOpcode::accept;
     FdState* s = state_for(r.fd, sticky, err);
     if (s == nullptr) {
       finish(op, -err);
@@ -502,10 +499,9 @@ class EpollBackend final : public Backend {
         s->readable = s->readable && (r.len & POLLIN) == 0;
         s->writable = s->writable && (r.len & POLLOUT) == 0;
       }
-      park(op, s, static_cast<std::uint8_t>(((r.len & (POLLIN | POLLPRI | POLLRDHUP)) != 0
-                                                 ? kWantIn
-                                                 : 0) |
-                                             ((r.len & POLLOUT) != 0 ? kWantOut : 0)));
+      park(op, s,
+           static_cast<std::uint8_t>(((r.len & (POLLIN | POLLPRI | POLLRDHUP)) != 0 ? kWantIn : 0) |
+                                     ((r.len & POLLOUT) != 0 ? kWantOut : 0)));
       return;
     }
     attempt(op, s);
@@ -601,9 +597,8 @@ class EpollBackend final : public Backend {
     if (s->stream < 0) {
       int type = 0;
       socklen_t len = sizeof type;
-      s->stream = ::getsockopt(s->fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM
-                      ? 1
-                      : 0;
+      s->stream =
+          ::getsockopt(s->fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM ? 1 : 0;
     }
     return s->stream == 1;
   }
@@ -631,8 +626,7 @@ class EpollBackend final : public Backend {
   void do_send(Op* op, FdState* s) {
     const IoRequest& r = op->req;
     for (;;) {
-      const ssize_t n =
-          ::send(s->fd, r.addr, r.len, static_cast<int>(r.op_flags) | MSG_DONTWAIT);
+      const ssize_t n = ::send(s->fd, r.addr, r.len, static_cast<int>(r.op_flags) | MSG_DONTWAIT);
       if (n >= 0) {
         if (static_cast<std::size_t>(n) < r.len) s->writable = false;  // the buffer is full
         return finish(op, static_cast<int>(n));

@@ -134,9 +134,9 @@ class UringBackend final : public Backend {
 
  public:
   UringBackend(const UringOptions& opt, const UringSyscalls& sys) {
-    auto init = sys.queue_init_params != nullptr        ? sys.queue_init_params
+    auto init = sys.queue_init_params != nullptr            ? sys.queue_init_params
                 : opt.syscalls.queue_init_params != nullptr ? opt.syscalls.queue_init_params
-                                                          : &default_queue_init;
+                                                            : &default_queue_init;
     auto disabled = sys.read_io_uring_disabled != nullptr ? sys.read_io_uring_disabled
                     : opt.syscalls.read_io_uring_disabled != nullptr
                         ? opt.syscalls.read_io_uring_disabled

@@ -116,8 +116,8 @@ std::string FaultBackend::describe() const {
     if (!kinds.empty()) kinds += ',';
     kinds += to_string(f);
   }
-  std::string out = fmt::format("fault({}) seed={} rate={}", inner().describe(), plan_.seed,
-                                plan_.rate);
+  std::string out =
+      fmt::format("fault({}) seed={} rate={}", inner().describe(), plan_.seed, plan_.rate);
   if (!kinds.empty()) out += " kinds=" + kinds;
   if (!plan_.at.empty()) out += fmt::format(" at={}", plan_.at.size());
   if (plan_.tiny_ring) out += " tiny_ring";

@@ -486,7 +486,7 @@ TEST_CASE("BufferRing: buffers recycled before an ENOBUFS completion is handled 
   };
   coring::LoopOptions lo;
   lo.uring.ring_mode = mode;
-    lo.backend = coring::BackendKind::io_uring;
+  lo.backend = coring::BackendKind::io_uring;
   EventLoop loop(lo);
   INFO(loop.describe());
   net::NetOptions opts;

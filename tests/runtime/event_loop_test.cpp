@@ -29,9 +29,9 @@
 #include <thread>
 #include <vector>
 
+#include "support/ring_probe.hpp"
 #include "support/test_support.hpp"
 #include "support/uring_only.hpp"
-#include "support/ring_probe.hpp"
 
 using namespace std::chrono_literals;
 using coring::Clock;
@@ -442,8 +442,7 @@ TEST_CASE("an 8-entry CQ loses none of 1,000 concurrent completions (CQ overflow
     o.uring.ring_mode = mode;
     o.backend = coring::BackendKind::io_uring;
     o.run_budget = 4096;
-    o.backend_factory =
-        [counts](const LoopOptions& opts) -> std::unique_ptr<coring::Backend> {
+    o.backend_factory = [counts](const LoopOptions& opts) -> std::unique_ptr<coring::Backend> {
       return std::make_unique<coring_test::RingProbe>(coring::make_uring_backend(opts), counts);
     };
     EventLoop loop(o);
@@ -749,7 +748,7 @@ TEST_CASE("a loop built on one thread runs (and is destroyed) on another", "[run
   INFO("ring mode " << static_cast<int>(mode));
   LoopOptions o;
   o.uring.ring_mode = mode;
-    o.backend = coring::BackendKind::io_uring;
+  o.backend = coring::BackendKind::io_uring;
   auto loop = std::make_unique<EventLoop>(o);  // built here
   std::string got;
   std::int64_t frames_delta = -1;

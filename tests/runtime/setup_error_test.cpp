@@ -194,7 +194,7 @@ TEST_CASE("a forced ring mode does not fall back to another", "[runtime][setup]"
   g_hook.reject_flags = kDefer;
   LoopOptions o;
   o.uring.ring_mode = RingMode::defer_taskrun;
-    o.backend = coring::BackendKind::io_uring;
+  o.backend = coring::BackendKind::io_uring;
   bool threw = false;
   try {
     (void)coring::make_uring_backend(o, UringSyscalls{&fake_or_real_init, &read_disabled});
@@ -380,8 +380,9 @@ LoopOptions failing_setup(int err) {
 
 }  // namespace
 
-TEST_CASE("automatic: io_uring unavailable (ENOSYS, EPERM, EACCES) falls back to epoll, which works",
-          "[runtime][setup]") {
+TEST_CASE(
+    "automatic: io_uring unavailable (ENOSYS, EPERM, EACCES) falls back to epoll, which works",
+    "[runtime][setup]") {
   NoBackendEnv no_env;
   const int err = GENERATE(ENOSYS, EPERM, EACCES);
   INFO("errno " << err);
@@ -442,7 +443,8 @@ TEST_CASE("automatic: the fallback is said once per process, on stderr", "[runti
   std::string said;
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(pipe_fds[0], buf, sizeof buf)) > 0) said.append(buf, static_cast<std::size_t>(n));
+  while ((n = ::read(pipe_fds[0], buf, sizeof buf)) > 0)
+    said.append(buf, static_cast<std::size_t>(n));
   ::close(pipe_fds[0]);
   int status = -1;
   ::waitpid(pid, &status, 0);
@@ -495,6 +497,6 @@ TEST_CASE("CORING_BACKEND picks the backend; a bad value is an error naming the 
   ::setenv("CORING_BACKEND", "kqueue", 1);
   CHECK_THROWS_AS(coring::backend_from_environment(), std::invalid_argument);
   CHECK_THROWS_WITH(EventLoop(), Catch::Contains("CORING_BACKEND=kqueue") &&
-                                      Catch::Contains("io_uring, epoll or automatic"));
+                                     Catch::Contains("io_uring, epoll or automatic"));
   ::unsetenv("CORING_BACKEND");
 }

@@ -34,10 +34,10 @@ inline const std::string& why_no_io_uring() {
 
 }  // namespace coring_test
 
-#define CORING_IO_URING_ONLY()                                                   \
-  do {                                                                           \
-    if (!coring_test::why_no_io_uring().empty()) {                               \
-      SUCCEED("io_uring only, skipped: " << coring_test::why_no_io_uring());      \
-      return;                                                                    \
-    }                                                                            \
+#define CORING_IO_URING_ONLY()                                               \
+  do {                                                                       \
+    if (!coring_test::why_no_io_uring().empty()) {                           \
+      SUCCEED("io_uring only, skipped: " << coring_test::why_no_io_uring()); \
+      return;                                                                \
+    }                                                                        \
   } while (false)

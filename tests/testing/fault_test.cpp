@@ -97,8 +97,8 @@ struct ClientResult {
     o << (raw ? "raw" : "stream") << " size=" << size << " sent=" << sent
       << " received=" << received << " eof=" << eof << " mismatch_at="
       << (first_mismatch == kNpos ? std::string("none") : std::to_string(first_mismatch))
-      << " connect='" << connect_error.message() << "' send='" << send_error.message()
-      << "' recv='" << recv_error.message() << "'";
+      << " connect='" << connect_error.message() << "' send='" << send_error.message() << "' recv='"
+      << recv_error.message() << "'";
     return o.str();
   }
 };
@@ -127,8 +127,8 @@ Task<void> stream_sender(TcpStream* s, const std::vector<std::byte>* data, std::
   std::size_t off = 0;
   while (off < data->size()) {
     const std::size_t n = next_chunk(seed, data->size() - off);
-    SendResult w = co_await s->send_all(std::span<const std::byte>(data->data() + off, n),
-                                        kIoTimeout);
+    SendResult w =
+        co_await s->send_all(std::span<const std::byte>(data->data() + off, n), kIoTimeout);
     off += w.bytes;
     if (!w) {
       out->send_error = w.error;
@@ -284,8 +284,7 @@ Task<RunResult> echo_under_faults(Scenario sc) {
   std::vector<JoinHandle<ClientResult>> handles;
   for (std::size_t i = 0; i < sc.clients; ++i) {
     // Some tiny, some spanning many ring buffers and many sends.
-    const std::size_t size =
-        i % 4 == 0 ? 1 + mix64(rng) % 64 : 1 + mix64(rng) % sc.max_bytes;
+    const std::size_t size = i % 4 == 0 ? 1 + mix64(rng) % 64 : 1 + mix64(rng) % sc.max_bytes;
     std::vector<std::byte> data = random_bytes(size, mix64(rng));
     const std::uint64_t seed = mix64(rng);
     if (i % 2 == 0) {
@@ -325,7 +324,7 @@ RunResult run_checked(const coring::LoopOptions& options, const Scenario& sc) {
     CHECK(c.first_mismatch == kNpos);  // never wrong bytes
     CHECK_FALSE(c.timed_out());        // never a hang
     CHECK(c.received <= c.sent);       // nothing comes back that was not sent
-    CHECK((c.eof || c.any_error()));    // it ended cleanly: EOF or an error
+    CHECK((c.eof || c.any_error()));   // it ended cleanly: EOF or an error
     // An EOF before every byte came back, without an error of the client's
     // own, is the server closing cleanly after a fault on its side.
   }
@@ -333,10 +332,8 @@ RunResult run_checked(const coring::LoopOptions& options, const Scenario& sc) {
 }
 
 std::size_t complete_clients(const RunResult& r) {
-  return static_cast<std::size_t>(
-      std::count_if(r.clients.begin(), r.clients.end(), [](const ClientResult& c) {
-        return c.complete();
-      }));
+  return static_cast<std::size_t>(std::count_if(
+      r.clients.begin(), r.clients.end(), [](const ClientResult& c) { return c.complete(); }));
 }
 
 // fault_options(plan, base, stats) with plan.tiny_ring, and a RingProbe
@@ -367,9 +364,10 @@ std::string stats_text(const FaultStats& s) {
 
 // ---- the decorator itself ----
 
-TEST_CASE("FaultBackend: a synthetic completion comes from poll(), is in flight until then, "
-          "and wins against cancel",
-          "[testing][fault]") {
+TEST_CASE(
+    "FaultBackend: a synthetic completion comes from poll(), is in flight until then, "
+    "and wins against cancel",
+    "[testing][fault]") {
   FaultPlan plan;
   plan.seed = 7;
   plan.at = {{0, Fault::eagain}, {1, Fault::eintr}, {3, Fault::econnreset}};
@@ -507,14 +505,14 @@ TEST_CASE("FaultBackend: CORING_FAULT_SEED replaces the fallback seed", "[testin
   if (had) ::setenv("CORING_FAULT_SEED", saved.c_str(), 1);
 }
 
-TEST_CASE("FaultBackend: FaultPlan::at faults exactly the operation it names",
-          "[testing][fault]") {
+TEST_CASE("FaultBackend: FaultPlan::at faults exactly the operation it names", "[testing][fault]") {
   // Operation 0 is the loop's own eventfd read (armed when the loop starts);
   // the task's writes and read come after it, one operation each, and the
   // test reads the index of each from the stats before starting it.
   FaultPlan plan;
   plan.seed = coring::testing::fault_seed(11);
-  plan.at = {{3, Fault::eagain}, {5, Fault::enobufs}, {6, Fault::ecanceled}, {9, Fault::short_read}};
+  plan.at = {
+      {3, Fault::eagain}, {5, Fault::enobufs}, {6, Fault::ecanceled}, {9, Fault::short_read}};
   auto stats = std::make_shared<FaultStats>();
   const std::size_t fds = count_open_fds();
   {
@@ -575,8 +573,8 @@ TEST_CASE("FaultBackend: a listener takes EINTR and EAGAIN from accept in its st
   // each fault's re-arm the next one (nothing else starts in between).
   FaultPlan plan;
   plan.seed = coring::testing::fault_seed(5);
-  plan.at = {{1, Fault::eintr}, {2, Fault::eagain}, {3, Fault::eintr},
-             {4, Fault::eagain}, {5, Fault::eintr}, {6, Fault::eagain}};
+  plan.at = {{1, Fault::eintr},  {2, Fault::eagain}, {3, Fault::eintr},
+             {4, Fault::eagain}, {5, Fault::eintr},  {6, Fault::eagain}};
   auto stats = std::make_shared<FaultStats>();
   const std::size_t fds = count_open_fds();
   net::ListenerStats ls;
@@ -689,8 +687,8 @@ TEST_CASE("FaultBackend: io_uring with a tiny ring (SQ 2, CQ 4) serves many clie
   // completions only when the loop enters the kernel; the others as they
   // happen, so the CQ overflows while the loop is busy elsewhere).
   auto counts = std::make_shared<RingCounts>();
-  for (coring::RingMode mode : {coring::RingMode::defer_taskrun, coring::RingMode::coop_taskrun,
-                                coring::RingMode::plain}) {
+  for (coring::RingMode mode :
+       {coring::RingMode::defer_taskrun, coring::RingMode::coop_taskrun, coring::RingMode::plain}) {
     INFO("ring mode " << static_cast<int>(mode));
     FaultPlan plan;
     plan.seed = coring::testing::fault_seed(77);

@@ -88,8 +88,8 @@ TEST_CASE("VirtualClock: 1,000 shuffled sleeps wake in deadline order, each exac
   REQUIRE(woke.size() == delays.size());
   for (std::size_t i = 0; i < woke.size(); ++i) {
     INFO("wake-up " << i);
-    REQUIRE(woke[i].second == woke[i].first);                      // never early, never late
-    if (i > 0) REQUIRE(woke[i].first >= woke[i - 1].first);       // in deadline order
+    REQUIRE(woke[i].second == woke[i].first);                // never early, never late
+    if (i > 0) REQUIRE(woke[i].first >= woke[i - 1].first);  // in deadline order
   }
   CHECK(woke.back().first == start + *std::max_element(delays.begin(), delays.end()));
 }

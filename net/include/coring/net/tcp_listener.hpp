@@ -45,7 +45,8 @@ struct ListenOptions {
 struct ListenerStats {
   std::uint64_t accepted = 0;       // connections taken from the kernel
   std::uint64_t fd_pauses = 0;      // times accepting paused for EMFILE/ENFILE/ENOMEM
-  std::uint64_t accept_errors = 0;  // failed accepts other than EMFILE-like pauses (e.g. EPROTO); EINTR, EAGAIN, ECONNABORTED are retried
+  std::uint64_t accept_errors = 0;  // failed accepts other than EMFILE-like pauses (e.g. EPROTO);
+                                    // EINTR, EAGAIN, ECONNABORTED are retried
 };
 
 struct [[nodiscard]] Accepted {

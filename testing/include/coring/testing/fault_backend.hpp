@@ -18,11 +18,11 @@
 //   completions. The counters live in a FaultStats, which may be shared with
 //   the test (fault_options) and outlives the backend.
 // - Deciding: each start() is one operation. An entry of `at` naming its index
-//   wins (the first one, if several do); otherwise, with probability `rate`, a fault is drawn uniformly from
-//   those of `kinds` that apply to the operation (none apply: no fault). A
-//   fault that does not apply to the operation (an `at` entry naming one, say)
-//   leaves it untouched and is not counted. Nothing else changes: cancel(),
-//   cancel_all(), forget_fd() and buffer pools go to the inner backend.
+//   wins (the first one, if several do); otherwise, with probability `rate`, a fault is drawn
+//   uniformly from those of `kinds` that apply to the operation (none apply: no fault). A fault
+//   that does not apply to the operation (an `at` entry naming one, say) leaves it untouched and is
+//   not counted. Nothing else changes: cancel(), cancel_all(), forget_fd() and buffer pools go to
+//   the inner backend.
 // - What each fault does, and to which opcodes it applies:
 //     enobufs     recv naming a BufferPool          -ENOBUFS (as if the pool were empty)
 //     ecanceled   recv send read write connect poll_add   -ECANCELED
