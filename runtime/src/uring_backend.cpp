@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -306,28 +307,35 @@ class UringBackend final : public Backend {
     throw std::system_error(-r, std::system_category(), "coring: io_uring_enter failed");
   }
 
-  // Copies every CQE out of the ring into `stashed_` without running a callback.
-  void stash() {
-    for (;;) {
-      io_uring_cqe* cqes[256];
-      unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 256);
-      if (n == 0) {
-        if (!io_uring_cq_has_overflow(&ring_)) return;
-        io_uring_get_events(&ring_);
-        n = io_uring_peek_batch_cqe(&ring_, cqes, 256);
-        if (n == 0) return;
-      }
-      for (unsigned i = 0; i < n; ++i) {
-        stashed_.push_back({cqes[i]->user_data, cqes[i]->res, cqes[i]->flags});
-      }
-      io_uring_cq_advance(&ring_, n);
+  // Moves up to `max` CQEs out of the ring into `out` (flushing the kernel's
+  // overflow list when the ring is empty); returns how many.
+  unsigned take(Cqe* out, unsigned max) {
+    io_uring_cqe* cqes[256];
+    max = std::min(max, 256U);
+    unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, max);
+    if (n == 0) {
+      if (!io_uring_cq_has_overflow(&ring_)) return 0;
+      io_uring_get_events(&ring_);
+      n = io_uring_peek_batch_cqe(&ring_, cqes, max);
     }
+    for (unsigned i = 0; i < n; ++i) out[i] = {cqes[i]->user_data, cqes[i]->res, cqes[i]->flags};
+    io_uring_cq_advance(&ring_, n);
+    return n;
   }
 
-  void deliver(const Cqe& e) {
+  // Moves every CQE out of the ring into `stashed_` without running a callback.
+  void stash() {
+    Cqe got[256];
+    while (const unsigned n = take(got, 256)) stashed_.insert(stashed_.end(), got, got + n);
+  }
+
+  // Runs the completion's callback unless it is one of our cancel requests.
+  bool deliver(const Cqe& e) {
+    if (e.user_data == 0) return false;
     if ((e.flags & IORING_CQE_F_MORE) == 0) --in_flight_;
     auto* c = reinterpret_cast<Completion*>(e.user_data);
     c->on_complete(c, e.res, e.flags & kFlagsPassed);
+    return true;
   }
 
   std::size_t reap() {
@@ -336,31 +344,12 @@ class UringBackend final : public Backend {
       // Moved out of the ring by a start() that found the SQ full: first, in order.
       std::vector<Cqe> earlier;
       earlier.swap(stashed_);
-      for (const Cqe& e : earlier) {
-        if (e.user_data == 0) continue;
-        deliver(e);
-        ++delivered;
-      }
+      for (const Cqe& e : earlier) delivered += deliver(e) ? 1 : 0;
     }
-    for (;;) {
-      io_uring_cqe* cqes[256];
-      unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, static_cast<unsigned>(batch_.size()));
-      if (n == 0) {
-        if (!io_uring_cq_has_overflow(&ring_)) break;
-        io_uring_get_events(&ring_);
-        n = io_uring_peek_batch_cqe(&ring_, cqes, static_cast<unsigned>(batch_.size()));
-        if (n == 0) break;
-      }
-      for (unsigned i = 0; i < n; ++i) {
-        batch_[i] = {cqes[i]->user_data, cqes[i]->res, cqes[i]->flags};
-      }
-      io_uring_cq_advance(&ring_, n);
-      for (unsigned i = 0; i < n; ++i) {
-        const Cqe& e = batch_[i];
-        if (e.user_data == 0) continue;
-        deliver(e);
-        ++delivered;
-      }
+    // Copied out before any callback runs: a callback may start operations
+    // (even stash, on a full SQ) without a CQE being seen twice.
+    while (const unsigned n = take(batch_.data(), static_cast<unsigned>(batch_.size()))) {
+      for (unsigned i = 0; i < n; ++i) delivered += deliver(batch_[i]) ? 1 : 0;
     }
     return delivered;
   }
