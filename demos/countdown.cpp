@@ -17,6 +17,10 @@ namespace {
 
 coring::Task<void> countdown(int n, double scale) {
   while (n > 0) {
+    // The seed's `while self._running`: a cancel() that comes while the sleep
+    // below has already ended (both timers due in one tick) takes effect here,
+    // before the next line is printed, as the Python flag check does.
+    co_await coring::cancellation_point();
     fmt::print("T-minus {}\n", n);
     std::fflush(stdout);
     --n;
