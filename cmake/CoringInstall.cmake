@@ -3,8 +3,8 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(DIRECTORY include/ runtime/include/ sync/include/ net/include/ testing/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS coring coring_runtime coring_sync coring_net coring_testing EXPORT coringTargets
+install(DIRECTORY include/ runtime/include/ sync/include/ net/include/ actor/include/ testing/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS coring coring_runtime coring_sync coring_net coring_actor coring_testing EXPORT coringTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(EXPORT coringTargets NAMESPACE coring:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/coring)

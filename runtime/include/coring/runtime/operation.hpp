@@ -78,6 +78,9 @@ enum class WaitKind : std::uint8_t {
   accept,
   connect,
   close,
+  mailbox_receive,  // an actor waiting for its next message (actor/)
+  mailbox_send,     // a sender waiting for room in a bounded mailbox
+  reply,            // an ask() waiting for its reply
   other,
 };
 
