@@ -3,8 +3,15 @@
 #include <fmt/core.h>
 
 #include <cstdio>
+#include <stdexcept>
+#include <string>
 
 namespace coring {
+
+void throw_broken(const char* what) {
+  throw std::logic_error(std::string("coring: ") + what +
+                         " destroyed while tasks were waiting on it");
+}
 
 WaitList::~WaitList() {
   if (head_ == nullptr) return;

@@ -155,8 +155,9 @@ class Operation : private CancelSlot, private TimerNode {
   // and `object` say what it waits on. Throws (before anything changed) when
   // the operation needs an EventLoop or a scheduler and there is none.
   template <InterruptFn Interrupt, class P>
-  [[nodiscard]] bool prepare(std::coroutine_handle<P> h, WaitKind kind, const void* object,
-                             bool needs_timers = false) {
+  [[nodiscard]] [[gnu::always_inline]] inline bool prepare(std::coroutine_handle<P> h,
+                                                           WaitKind kind, const void* object,
+                                                           bool needs_timers = false) {
     sched_ = &current_scheduler();
     ctx_ = context_of(h);
     if (needs_timers || op_state_.special) [[unlikely]] {
@@ -204,7 +205,7 @@ class Operation : private CancelSlot, private TimerNode {
 
   // The operation ended (see the contract): resumes the task, or unwinds it
   // when a cancellation interrupted the operation.
-  void complete(bool interrupted) noexcept {
+  [[gnu::always_inline]] inline void complete(bool interrupted) noexcept {
     if (!interrupted) {
       finish(false);
       sched_->schedule(handle_);

@@ -33,6 +33,9 @@ namespace coring {
 
 class WaitList;
 
+// Throws the std::logic_error of a node whose primitive `what` was destroyed.
+[[noreturn]] void throw_broken(const char* what);
+
 class WaitNode {
  public:
   using WokenFn = void (*)(WaitNode* self) noexcept;
@@ -49,10 +52,8 @@ class WaitNode {
   [[nodiscard]] const char* broken() const noexcept { return broken_; }
   // Throws std::logic_error if the primitive was destroyed under the node.
   void check_broken() const {
-    if (broken_ != nullptr) {
-      throw std::logic_error(std::string("coring: ") + broken_ +
-                             " destroyed while tasks were waiting on it");
-    }
+    if (broken_ != nullptr) [[unlikely]]
+      throw_broken(broken_);
   }
   // Leaves the list it is parked in (no-op when not parked).
   inline void unlink() noexcept;
@@ -111,6 +112,15 @@ class WaitList {
   void wake_all() noexcept {
     while (head_ != nullptr) wake(*head_);
   }
+  // The oldest node for which pred(node) is true, or nullptr (a walk: for lists
+  // that park more than one kind of waiter).
+  template <class Pred>
+  WaitNode* find_first(Pred pred) const {
+    for (WaitNode* w = head_; w != nullptr; w = w->next_) {
+      if (pred(*w)) return w;
+    }
+    return nullptr;
+  }
 
  private:
   friend class WaitNode;
@@ -150,7 +160,8 @@ class WaitOp : public Operation, public WaitNode {
   // The body of await_suspend: parks in `list` (see operation.hpp); `kind` and
   // `primitive` say what it waits on.
   template <class P>
-  bool park(WaitList& list, std::coroutine_handle<P> h, WaitKind kind, const void* primitive) {
+  [[gnu::always_inline]] inline bool park(WaitList& list, std::coroutine_handle<P> h, WaitKind kind,
+                                          const void* primitive) {
     if (!prepare<&WaitOp::interrupt_wait>(h, kind, primitive)) return suspend_cancelled();
     list.link_back(*this, &WaitOp::woken);
     start_timeout();
