@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
   sched.send("counter", count);
   const auto t0 = std::chrono::steady_clock::now();
   const std::uint64_t messages = sched.run();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (quiet) {
     fmt::print("messages={} seconds={:.6f} msgs_per_s={:.0f}\n", messages, seconds,
                seconds > 0 ? static_cast<double>(messages) / seconds : 0.0);

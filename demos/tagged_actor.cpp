@@ -26,7 +26,7 @@ struct B {
 using Tagged = std::variant<A, B>;
 
 struct TaggedHandlers {
-  void operator()(const A& m) const { fmt::print("Running A {}\n", m.x); }    // do_A
+  void operator()(const A& m) const { fmt::print("Running A {}\n", m.x); }          // do_A
   void operator()(const B& m) const { fmt::print("Running B {} {}\n", m.x, m.y); }  // do_B
 };
 

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <variant>
 using namespace std::chrono_literals;
 
 namespace readme {
@@ -167,4 +168,38 @@ TEST_CASE("the README's cancelled session awaits its goodbye, then ends cancelle
 
 TEST_CASE("the README's timeouts come back as values", "[net][readme]") {
   coring::run(readme::short_waits());
+}
+
+namespace readme {
+
+struct Deposit {
+  int amount;
+};
+using Balance = coring::Request<std::monostate, int>;  // asked; answered with an int
+using Account = std::variant<Deposit, Balance>;        // tagged messages
+
+coring::Task<void> account(coring::Inbox<Account> inbox) {
+  int balance = 0;
+  while (std::optional<Account> m = co_await inbox.receive()) {  // nullopt: closed, drained
+    coring::dispatch(
+        std::move(*m),                            // one handler per type, checked
+        [&](Deposit d) { balance += d.amount; },  // at compile time
+        [&](Balance b) { b.reply.set_value(balance); });
+  }
+}
+
+coring::Task<int> bank() {
+  coring::ActorRef<Account> acct = coring::spawn_actor<Account>({.name = "acct"}, account);
+  acct.send(Deposit{30});  // never suspends the sender
+  acct.send(Deposit{12});
+  int total = co_await acct.ask(std::monostate{});  // 42; ask(req, 1s) gives an optional
+  acct.close();                                     // ends it after what is queued
+  co_await acct.join();                             // rethrows what the actor threw
+  co_return total;
+}
+
+}  // namespace readme
+
+TEST_CASE("the README's actor example answers 42 and ends", "[actor][readme]") {
+  CHECK(coring::run(readme::bank()) == 42);
 }

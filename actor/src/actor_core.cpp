@@ -36,7 +36,7 @@ bool is_actor_exit(const std::exception_ptr& e) {
 ActorCoreBase::~ActorCoreBase() {
   if (ended_ && end_ == TaskEnd::failed && !observed_) {
     fmt::print(stderr, "coring: {} failed and nobody joined or watched it: {}\n",
-               actor_label(name()), describe(error_));
+               actor_label(name()), describe(error()));
     std::fflush(stderr);
   }
   while (ExitNode* n = callbacks_) {
@@ -51,17 +51,13 @@ void ActorCoreBase::on_task_end() noexcept {
   if (task_.done()) {
     const Outcome<void> o = task_.outcome();
     end_ = o.end();
-    if (o.failed()) {
-      if (is_actor_exit(o.error())) {
-        end_ = TaskEnd::returned;  // the seed's ActorExit: a normal end
-      } else {
-        error_ = o.error();
-      }
+    if (o.failed() && is_actor_exit(o.error())) {
+      end_ = TaskEnd::returned;  // the seed's ActorExit: a normal end
     }
   } else {
     end_ = TaskEnd::cancelled;  // freed unfinished (scheduler shutdown)
   }
-  undelivered_ += drain_on_end();
+  count_undelivered(drain_on_end());
   waiters_.wake_all();
   run_exit_callbacks();
 }

@@ -28,9 +28,9 @@ ExchangeBase& add_exchange(std::string_view name, std::unique_ptr<ExchangeBase> 
 
 void throw_exchange_type(std::string_view name, const std::type_info& has,
                          const std::type_info& asked) {
-  throw std::logic_error("coring: get_exchange(\"" + std::string(name) + "\") was made for messages of type " +
-                         has.name() + ", not " + asked.name() +
-                         ": one name, one message type");
+  throw std::logic_error("coring: get_exchange(\"" + std::string(name) +
+                         "\") was made for messages of type " + has.name() + ", not " +
+                         asked.name() + ": one name, one message type");
 }
 
 }  // namespace coring::detail

@@ -50,8 +50,9 @@ void ResultStateBase::wait_ready() {
 }
 
 void ResultWaiter::throw_needs_loop() {
-  throw std::logic_error("coring: co_await on a Result needs a task on an EventLoop; use get() "
-                         "from a plain thread");
+  throw std::logic_error(
+      "coring: co_await on a Result needs a task on an EventLoop; use get() "
+      "from a plain thread");
 }
 
 void ResultWaiter::throw_two_waiters() {
@@ -135,7 +136,8 @@ void Worker::close() {
 
 void Worker::join() {
   close();
-  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(join_mutex_);
+  if (thread_.joinable() && std::this_thread::get_id() != thread_id_) thread_.join();
 }
 
 }  // namespace coring

@@ -105,7 +105,7 @@ struct Request {
 };
 
 struct ActorOptions {
-  std::string_view name;               // in errors, reports and task dumps
+  std::string_view name = {};          // in errors, reports and task dumps
   std::size_t capacity = 0;            // mailbox bound; 0: unbounded
   TaskScheduler* scheduler = nullptr;  // null: the current thread's
 };
@@ -128,20 +128,20 @@ class ActorCore final : public ActorCoreBase {
                 "actor messages must be nothrow-movable (they move through the mailbox)");
 
  public:
-  explicit ActorCore(std::size_t capacity) noexcept : capacity_(capacity) {}
+  explicit ActorCore(std::size_t capacity) : ring_(capacity) {}
 
   [[nodiscard]] std::size_t queued() const noexcept { return ring_.size(); }
-  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
-  [[nodiscard]] bool full() const noexcept { return capacity_ != 0 && ring_.size() >= capacity_; }
+  [[nodiscard]] std::size_t capacity() const noexcept { return ring_.limit(); }
+  [[nodiscard]] bool full() const noexcept { return ring_.full(); }
 
   template <class U>
-  void send(U&& m) {
+  [[gnu::always_inline]] inline void send(U&& m) {
     if (closed_) [[unlikely]]
       throw_closed();
     if (receiver_ != nullptr) {
       hand(std::forward<U>(m));
     } else if (full()) [[unlikely]] {
-      throw_full(capacity_);
+      throw_full(ring_.limit());
     } else {
       ring_.emplace(std::forward<U>(m));
     }
@@ -164,14 +164,12 @@ class ActorCore final : public ActorCoreBase {
     cancel_task();  // first: a parked receive() is interrupted (unwound), not handed nullopt
     close();
     const std::size_t n = ring_.clear();
-    undelivered_ += n;
+    count_undelivered(n);
     return n;
   }
 
   // Requires a stored message: takes it, admitting the oldest waiting sender's.
   Msg take();
-
-  bool pinned_ = false;  // the actor's Inbox is in its frame (see spawn_actor)
 
  private:
   friend class ReceiveOp<Msg>;
@@ -181,17 +179,25 @@ class ActorCore final : public ActorCoreBase {
 
   template <class U>
   void hand(U&& m);
+  // The end wakes every waiter (senders, joiners) in ActorCoreBase::on_task_end.
   std::size_t drain_on_end() noexcept override {
     closed_ = true;
-    const std::size_t n = ring_.clear();
-    senders_.wake_all();
-    return n;
+    // A task other than the actor left parked in receive() (the actor's own
+    // receive went with its frame) gets nullopt, and a reference that keeps
+    // the core alive until its receive is gone.
+    if (ReceiveOp<Msg>* r = std::exchange(receiver_, nullptr)) {
+      add_ref();
+      r->holds_ref_ = true;
+      r->woken();
+    }
+    return ring_.clear();
   }
+  // The oldest send_async() waiting for room (they park among the joiners).
+  SendOp<Msg>* first_sender() const noexcept;
+  void wake_senders() noexcept;
 
   ReceiveOp<Msg>* receiver_ = nullptr;  // the actor, parked in receive()
-  MessageRing<Msg> ring_;
-  std::size_t capacity_;
-  WaitList senders_{"actor mailbox"};  // send_async() waiting for room
+  MessageRing<Msg> ring_;               // with the mailbox's bound
 };
 
 // co_await inbox.receive(): see the header comment.
@@ -201,24 +207,32 @@ class [[nodiscard]] ReceiveOp : public Operation {
   static constexpr bool kReportsTimeout = true;  // a message that came meanwhile is still taken
 
   explicit ReceiveOp(ActorCore<Msg>& c) noexcept : core_(&c) {}
-  ReceiveOp(ReceiveOp&& o) noexcept : Operation(std::move(o)), core_(o.core_) {}
+  ReceiveOp(ReceiveOp&& o) noexcept : Operation(std::move(o)), core_(o.core_) {}  // not yet awaited
   ~ReceiveOp() {
     if (core_->receiver_ == this) core_->receiver_ = nullptr;  // frame destroyed while parked
+    if (holds_ref_) [[unlikely]]
+      core_->release();
   }
 
-  bool await_ready() const noexcept { return !core_->ring_.empty() || core_->closed_; }
+  [[gnu::always_inline]] bool await_ready() const noexcept { return !core_->ring_.empty(); }
   template <class P>
-  bool await_suspend(std::coroutine_handle<P> h) {
+  [[gnu::always_inline]] bool await_suspend(std::coroutine_handle<P> h) {
     if (core_->receiver_ != nullptr) [[unlikely]]
       throw_two_receivers();
+    // Through prepare() even when the mailbox is closed: a task that was
+    // cancelled (stop()) is unwound here instead of being handed nullopt.
     if (!prepare<&ReceiveOp::interrupt>(h, WaitKind::mailbox_receive, core_)) {
       return suspend_cancelled();
+    }
+    if (core_->closed_) [[unlikely]] {
+      (void)complete_by_transfer();  // closed and drained: nullopt, at once
+      return false;
     }
     core_->receiver_ = this;
     start_timeout();
     return true;
   }
-  std::optional<Msg> await_resume() {
+  [[gnu::always_inline]] std::optional<Msg> await_resume() {
     if (!msg_.has_value() && !core_->ring_.empty()) msg_.emplace(core_->take());
     return std::move(msg_);
   }
@@ -235,6 +249,7 @@ class [[nodiscard]] ReceiveOp : public Operation {
 
   ActorCore<Msg>* core_;
   std::optional<Msg> msg_;  // handed over by a send while parked
+  bool holds_ref_ = false;  // woken by the actor's end: keeps the core until it goes
 };
 
 // co_await inbox.recv(): the message, or ActorExit once closed and drained.
@@ -279,7 +294,8 @@ class [[nodiscard]] SendOp : public WaitOp {
   bool await_suspend(std::coroutine_handle<P> h) {
     core_->add_ref();  // the core outlives the wait, whoever drops their references
     holds_ref_ = true;
-    return park(core_->senders_, h, WaitKind::mailbox_send, core_);
+    core_->senders_may_wait_ = true;
+    return park(core_->waiters(), h, WaitKind::mailbox_send, core_);
   }
   void await_resume() const {
     check();
@@ -377,7 +393,9 @@ class [[nodiscard]] AskOp : public ReplySlot<Rep> {
     target_->add_ref();
   }
   AskOp(AskOp&& o) noexcept
-      : ReplySlot<Rep>(std::move(o)), target_(std::exchange(o.target_, nullptr)), req_(std::move(o.req_)) {}
+      : ReplySlot<Rep>(std::move(o)),
+        target_(std::exchange(o.target_, nullptr)),
+        req_(std::move(o.req_)) {}
   ~AskOp() {
     this->unlink_reply();
     if (target_ != nullptr) target_->release();
@@ -588,7 +606,7 @@ class ActorRef {
   [[nodiscard]] bool done() const noexcept { return core_ == nullptr || core_->ended(); }
   [[nodiscard]] std::size_t queued() const noexcept { return core_ ? core_->queued() : 0; }
   [[nodiscard]] std::size_t capacity() const noexcept { return core_ ? core_->capacity() : 0; }
-  [[nodiscard]] std::uint64_t undelivered() const noexcept {
+  [[nodiscard]] std::uint32_t undelivered() const noexcept {
     return core_ ? core_->undelivered() : 0;
   }
   [[nodiscard]] std::string_view name() const noexcept {
@@ -641,20 +659,37 @@ ActorRef<Msg> spawn_actor(F&& fn, A&&... args) {
 
 template <class Msg>
 template <class U>
-void detail::ActorCore<Msg>::hand(U&& m) {
+[[gnu::always_inline]] inline void detail::ActorCore<Msg>::hand(U&& m) {
   ReceiveOp<Msg>* r = std::exchange(receiver_, nullptr);
   r->msg_.emplace(std::forward<U>(m));  // recorded before the wake
   r->woken();
 }
 
 template <class Msg>
+detail::SendOp<Msg>* detail::ActorCore<Msg>::first_sender() const noexcept {
+  WaitNode* n = const_cast<ActorCore*>(this)->waiters().find_first([](const WaitNode& w) {
+    return static_cast<const WaitOp&>(w).target().kind == WaitKind::mailbox_send;
+  });
+  return static_cast<SendOp<Msg>*>(static_cast<WaitOp*>(n));
+}
+
+template <class Msg>
+void detail::ActorCore<Msg>::wake_senders() noexcept {
+  while (SendOp<Msg>* s = first_sender()) waiters().wake(*s);  // they throw ActorClosed
+  senders_may_wait_ = false;
+}
+
+template <class Msg>
 Msg detail::ActorCore<Msg>::take() {
   Msg m = ring_.take();
-  if (!senders_.empty()) [[unlikely]] {
-    auto* s = static_cast<SendOp<Msg>*>(senders_.front());
-    ring_.emplace(std::move(s->msg_));
-    s->admitted_ = true;  // recorded before the wake
-    senders_.wake(*s);
+  if (senders_may_wait_) [[unlikely]] {
+    if (SendOp<Msg>* s = first_sender()) {
+      ring_.emplace(std::move(s->msg_));
+      s->admitted_ = true;  // recorded before the wake
+      waiters().wake(*s);
+    } else {
+      senders_may_wait_ = false;
+    }
   }
   return m;
 }
@@ -664,7 +699,7 @@ void detail::ActorCore<Msg>::close() noexcept {
   if (closed_) return;
   closed_ = true;
   if (ReceiveOp<Msg>* r = std::exchange(receiver_, nullptr)) r->woken();  // gets nullopt
-  senders_.wake_all();  // they throw ActorClosed
+  if (senders_may_wait_) wake_senders();
 }
 
 }  // namespace coring

@@ -100,7 +100,9 @@ class ActorScheduler {
   class promise_type {
    public:
     static void* operator new(std::size_t n) { return FrameAllocator::allocate(n); }
-    static void operator delete(void* p, std::size_t n) noexcept { FrameAllocator::deallocate(p, n); }
+    static void operator delete(void* p, std::size_t n) noexcept {
+      FrameAllocator::deallocate(p, n);
+    }
     Actor get_return_object() noexcept {
       return Actor(std::coroutine_handle<promise_type>::from_promise(*this));
     }
@@ -177,7 +179,9 @@ class ActorScheduler {
     return it->second;
   }
 
-  void send(ActorId to, Msg m) { queue_.push(Delivery{to.index, std::move(m)}); }
+  [[gnu::always_inline]] void send(ActorId to, Msg m) {
+    queue_.push(Delivery{to.index, std::move(m)});
+  }
   void send(std::string_view name, Msg m) {
     if (std::optional<ActorId> id = find(name)) {
       send(*id, std::move(m));
@@ -233,28 +237,33 @@ class ActorScheduler {
     std::uint32_t actor;
     std::optional<Msg> msg;  // nullopt: the start
   };
-  // FIFO ring of deliveries (power of two, grows by doubling).
+  // FIFO ring of deliveries (power of two, grows by doubling; grow() kept out
+  // of line so that push() stays small enough to inline into the actors).
   class Line {
    public:
     [[nodiscard]] bool empty() const noexcept { return head_ == tail_; }
     [[nodiscard]] std::size_t size() const noexcept { return tail_ - head_; }
-    void push(Delivery&& d) {
-      if (tail_ - head_ == buf_.size()) grow();
+    [[gnu::always_inline]] void push(Delivery&& d) {
+      if (tail_ - head_ == cap_) [[unlikely]]
+        grow();
       buf_[tail_++ & mask_] = std::move(d);
     }
     Delivery& front() noexcept { return buf_[head_ & mask_]; }
     void pop() noexcept { ++head_; }
 
    private:
-    void grow() {
-      std::vector<Delivery> bigger(buf_.empty() ? 256 : buf_.size() * 2);
+    [[gnu::noinline]] void grow() {
+      const std::size_t cap = cap_ == 0 ? 256 : cap_ * 2;
+      std::unique_ptr<Delivery[]> bigger(new Delivery[cap]);
       for (std::size_t i = head_; i != tail_; ++i) bigger[i - head_] = std::move(buf_[i & mask_]);
       tail_ -= head_;
       head_ = 0;
       buf_ = std::move(bigger);
-      mask_ = buf_.size() - 1;
+      cap_ = cap;
+      mask_ = cap - 1;
     }
-    std::vector<Delivery> buf_;
+    std::unique_ptr<Delivery[]> buf_;
+    std::size_t cap_ = 0;
     std::size_t mask_ = 0;
     std::size_t head_ = 0;
     std::size_t tail_ = 0;

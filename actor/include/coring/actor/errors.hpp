@@ -53,7 +53,8 @@ class ActorExit : public std::exception {
 
 class NoReply : public std::logic_error {
  public:
-  explicit NoReply(std::string_view why) : std::logic_error("coring: no reply: " + std::string(why)) {}
+  explicit NoReply(std::string_view why)
+      : std::logic_error("coring: no reply: " + std::string(why)) {}
 };
 
 }  // namespace coring

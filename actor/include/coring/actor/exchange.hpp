@@ -17,8 +17,10 @@
 //   has ended or was closed is detached (counted in `detached`), never crashed
 //   on; one whose bounded mailbox is full misses this message (counted in
 //   `full`). An exception thrown by a plain subscriber's send() is rethrown
-//   once every other subscriber has had the message. Subscribers attached or
-//   detached during a send (by a subscriber's send()) take effect for the next.
+//   once every other subscriber has had the message. A subscriber's send() may
+//   attach or detach: one attached then gets the next message, not this one;
+//   one detached gets nothing more, not even the rest of this send (it may be
+//   detaching because it is going away).
 // - subscribe(a, b, ...): attaches them and returns a Subscription that detaches
 //   them when it is destroyed. An Exchange must outlive its Subscriptions.
 // get_exchange<T>(name): the exchange of that name on this thread, created on
@@ -73,8 +75,9 @@ class Exchange final : public ExchangeBase {
   }
   template <class S>
   requires(!std::is_same_v<std::remove_cvref_t<S>, ActorRef<T>>) bool attach(S& subscriber) {
-    static_assert(requires(S & s, const T& m) { s.send(m); },
-                  "Exchange<T>::attach: a subscriber needs a send(const T&) member");
+    static_assert(
+        requires(S & s, const T& m) { s.send(m); },
+        "Exchange<T>::attach: a subscriber needs a send(const T&) member");
     if (find(&subscriber) != nullptr) return false;
     Entry e;
     e.id = &subscriber;
@@ -85,7 +88,8 @@ class Exchange final : public ExchangeBase {
   }
   bool detach(const ActorRef<T>& actor) noexcept { return detach_id(actor.id()); }
   template <class S>
-  requires(!std::is_same_v<std::remove_cvref_t<S>, ActorRef<T>>) bool detach(S& subscriber) noexcept {
+  requires(!std::is_same_v<std::remove_cvref_t<S>, ActorRef<T>>) bool detach(
+      S& subscriber) noexcept {
     return detach_id(&subscriber);
   }
 
@@ -236,7 +240,8 @@ template <class T>
 Exchange<T>& get_exchange(std::string_view name) {
   ExchangeBase* x = detail::find_exchange(name);
   if (x == nullptr) x = &detail::add_exchange(name, std::make_unique<Exchange<T>>());
-  if (x->message_type() != typeid(T)) detail::throw_exchange_type(name, x->message_type(), typeid(T));
+  if (x->message_type() != typeid(T))
+    detail::throw_exchange_type(name, x->message_type(), typeid(T));
   return static_cast<Exchange<T>&>(*x);
 }
 

@@ -12,7 +12,9 @@
 //   then awaits it on the worker's loop, and the worker runs the next job once
 //   it has finished). After close() it throws ActorClosed.
 // - close(): no more jobs; those queued still run. join(): close(), then waits
-//   until they have run and the thread has ended. The destructor joins.
+//   until they have run and the thread has ended (from several threads at
+//   once: each returns once it has; from one of the worker's own jobs it only
+//   closes, since waiting would never end). The destructor joins.
 //   A Worker is used from any thread, destroyed from one that is not its own.
 // Result<T> (copyable, shared): the job's value or exception, once.
 // - ready(); get(): blocks the calling thread until the job has run, then gives
@@ -278,7 +280,8 @@ class Worker {
 
   std::string name_;
   std::mutex mutex_;
-  bool closed_ = false;  // guarded by mutex_
+  bool closed_ = false;    // guarded by mutex_
+  std::mutex join_mutex_;  // join() from several threads: one joins, the others wait
   EventLoop* loop_ = nullptr;
   ActorRef<std::unique_ptr<detail::WorkerJob>> actor_;  // used on the worker's thread only
   std::thread thread_;
