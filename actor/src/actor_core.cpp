@@ -99,6 +99,10 @@ void ActorCoreBase::throw_full(std::size_t capacity) const {
   throw MailboxFull(name(), capacity);
 }
 
+void throw_empty_ref() {
+  throw std::logic_error("coring: use of an empty ActorRef");
+}
+
 void throw_two_receivers() {
   throw std::logic_error(
       "coring: two tasks receive from one actor's Inbox at once; only the actor receives");

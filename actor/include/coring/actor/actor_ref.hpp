@@ -121,6 +121,7 @@ class SendOp;
 template <class Msg, class Req, class Rep>
 class AskOp;
 [[noreturn]] void throw_two_receivers();
+[[noreturn]] void throw_empty_ref();
 
 template <class Msg>
 class ActorCore final : public ActorCoreBase {
@@ -208,10 +209,11 @@ class [[nodiscard]] ReceiveOp : public Operation {
 
   explicit ReceiveOp(ActorCore<Msg>& c) noexcept : core_(&c) {}
   ReceiveOp(ReceiveOp&& o) noexcept : Operation(std::move(o)), core_(o.core_) {}  // not yet awaited
-  ~ReceiveOp() {
-    if (core_->receiver_ == this) core_->receiver_ = nullptr;  // frame destroyed while parked
+  [[gnu::always_inline]] ~ReceiveOp() {
+    if (core_->receiver_ == this) [[unlikely]]
+      core_->receiver_ = nullptr;  // frame destroyed while parked
     if (holds_ref_) [[unlikely]]
-      core_->release();
+      release_core(core_);
   }
 
   [[gnu::always_inline]] bool await_ready() const noexcept { return !core_->ring_.empty(); }
@@ -246,6 +248,8 @@ class [[nodiscard]] ReceiveOp : public Operation {
     if (self->core_->receiver_ == self) self->core_->receiver_ = nullptr;
     return true;
   }
+
+  [[gnu::noinline]] static void release_core(ActorCore<Msg>* c) noexcept { c->release(); }
 
   ActorCore<Msg>* core_;
   std::optional<Msg> msg_;  // handed over by a send while parked
@@ -570,8 +574,8 @@ class ActorRef {
     return a.core_ == b.core_;
   }
 
-  void send(const Msg& m) { core().send(m); }
-  void send(Msg&& m) { core().send(std::move(m)); }
+  [[gnu::always_inline]] void send(const Msg& m) { core().send(m); }
+  [[gnu::always_inline]] void send(Msg&& m) { core().send(std::move(m)); }
   [[nodiscard]] SendStatus try_send(const Msg& m) { return core().try_send(m); }
   [[nodiscard]] SendStatus try_send(Msg&& m) { return core().try_send(std::move(m)); }
   detail::SendOp<Msg> send_async(Msg m) { return detail::SendOp<Msg>(core(), std::move(m)); }
@@ -620,9 +624,9 @@ class ActorRef {
   template <class M, class F, class... A>
   friend ActorRef<M> spawn_actor(ActorOptions, F&&, A&&...);
   explicit ActorRef(detail::ActorCore<Msg>* c) noexcept : core_(c) { c->add_ref(); }
-  detail::ActorCore<Msg>& core() const {
+  [[gnu::always_inline]] detail::ActorCore<Msg>& core() const {
     if (core_ == nullptr) [[unlikely]]
-      throw std::logic_error("coring: use of an empty ActorRef");
+      detail::throw_empty_ref();
     return *core_;
   }
   detail::ActorCore<Msg>* core_ = nullptr;
