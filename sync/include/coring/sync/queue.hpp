@@ -124,12 +124,12 @@ class BasicQueue {
 
     bool await_ready() const noexcept { return !queue_.store_.empty() || queue_.closed_; }
     template <class P>
-    bool await_suspend(std::coroutine_handle<P> h) {
+    [[gnu::always_inline]] bool await_suspend(std::coroutine_handle<P> h) {
       return park(queue_.poppers_, h, WaitKind::queue_pop, &queue_);
     }
     // The item; std::nullopt once the queue is closed and drained, or when the
     // timeout passed with nothing to take (closed() tells which).
-    std::optional<T> await_resume() {
+    [[gnu::always_inline]] std::optional<T> await_resume() {
       check();
       // Not handed an item: take a stored one (one may have come after a
       // timeout fired, before this task ran), or stay empty. One return of one
@@ -155,7 +155,7 @@ class BasicQueue {
     PushAwaiter(PushAwaiter&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
         : WaitOp(std::move(o)), queue_(o.queue_), value_(std::move(o.value_)) {}
 
-    bool await_ready() {
+    [[gnu::always_inline]] bool await_ready() {
       if (queue_.closed_) return true;  // await_resume throws QueueClosed
       if (!queue_.poppers_.empty()) {
         queue_.hand_to_popper(std::move(value_));
