@@ -167,7 +167,7 @@ class ActorScheduler {
       throw std::logic_error("coring: ActorScheduler: an actor named '" + name + "' exists");
     }
     const ActorId id{static_cast<std::uint32_t>(actors_.size())};
-    actors_.push_back(Slot{std::exchange(actor.h_, nullptr), name, 0});
+    actors_.push_back(Slot{std::exchange(actor.h_, nullptr), name});
     by_name_.emplace(std::move(name), id);
     queue_.push(Delivery{id.index, std::nullopt});
     return id;
@@ -231,7 +231,6 @@ class ActorScheduler {
   struct Slot {
     std::coroutine_handle<promise_type> handle;  // null once ended
     std::string name;
-    std::uint64_t received = 0;
   };
   struct Delivery {
     std::uint32_t actor;
