@@ -1563,3 +1563,45 @@ TEST_CASE("ended actors with their references dropped leave no frame, fd, messag
   REQUIRE(FrameAllocator::live_frames() == frames_before);
   REQUIRE(count_open_fds() == fds_before);
 }
+
+namespace {
+// Copies throw while `fail` is set; moves never do (messages must be nothrow-movable).
+struct Fragile {
+  static inline bool fail = false;
+  int v = 0;
+  explicit Fragile(int x) : v(x) {}
+  Fragile(const Fragile& o) : v(o.v) {
+    if (fail) throw std::runtime_error("copy failed");
+  }
+  Fragile(Fragile&& o) noexcept : v(o.v) {}
+  Fragile& operator=(const Fragile&) = default;
+  Fragile& operator=(Fragile&&) noexcept = default;
+};
+}  // namespace
+
+TEST_CASE("a send whose copy throws leaves a parked receiver parked: the next send reaches it",
+          "[actor][send]") {
+  std::vector<int> got;
+  bool threw = false;
+  coring::run([&]() -> Task<void> {
+    ActorRef<Fragile> a = spawn_actor<Fragile>(
+        [](Inbox<Fragile> inbox, std::vector<int>* out) -> Task<void> {
+          while (std::optional<Fragile> m = co_await inbox.receive()) out->push_back(m->v);
+        },
+        &got);
+    co_await coring::yield_now();  // parked in receive()
+    const Fragile one(1);
+    Fragile::fail = true;
+    try {
+      a.send(one);  // the copy into the receiver throws
+    } catch (const std::runtime_error&) {
+      threw = true;
+    }
+    Fragile::fail = false;
+    a.send(Fragile(2));
+    a.close();
+    co_await a.join();
+  }());
+  CHECK(threw);
+  CHECK(got == std::vector<int>{2});
+}

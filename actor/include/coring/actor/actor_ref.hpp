@@ -664,8 +664,9 @@ ActorRef<Msg> spawn_actor(F&& fn, A&&... args) {
 template <class Msg>
 template <class U>
 [[gnu::always_inline]] inline void detail::ActorCore<Msg>::hand(U&& m) {
-  ReceiveOp<Msg>* r = std::exchange(receiver_, nullptr);
-  r->msg_.emplace(std::forward<U>(m));  // recorded before the wake
+  ReceiveOp<Msg>* r = receiver_;
+  r->msg_.emplace(std::forward<U>(m));  // first: a copy that throws changes nothing
+  receiver_ = nullptr;
   r->woken();
 }
 

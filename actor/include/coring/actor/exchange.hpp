@@ -16,11 +16,10 @@
 //   attach order, and says what happened (Delivery). An actor subscriber that
 //   has ended or was closed is detached (counted in `detached`), never crashed
 //   on; one whose bounded mailbox is full misses this message (counted in
-//   `full`). An exception thrown by a plain subscriber's send() is rethrown
-//   once every other subscriber has had the message. A subscriber's send() may
-//   attach or detach: one attached then gets the next message, not this one;
-//   one detached gets nothing more, not even the rest of this send (it may be
-//   detaching because it is going away).
+//   `full`). An exception thrown by a subscriber's send() (or by copying the
+//   message for an actor) is rethrown once every other subscriber has had it. A subscriber's send()
+//   may attach or detach: one attached then gets the next message, not this one; one detached gets
+//   nothing more, not even the rest of this send (it may be detaching because it is going away).
 // - subscribe(a, b, ...): attaches them and returns a Subscription that detaches
 //   them when it is destroyed. An Exchange must outlive its Subscriptions.
 // get_exchange<T>(name): the exchange of that name on this thread, created on
@@ -101,27 +100,27 @@ class Exchange final : public ExchangeBase {
     for (std::size_t i = 0; i < n; ++i) {
       Entry& e = subs_[i];
       if (e.id == nullptr) continue;  // detached during this send
-      if (e.actor) {
-        switch (e.actor.try_send(msg)) {
-          case SendStatus::sent:
-            ++d.delivered;
-            break;
-          case SendStatus::full:
-            ++d.full;
-            break;
-          case SendStatus::closed:
-            ++d.detached;
-            e.id = nullptr;
-            e.actor = ActorRef<T>();
-            break;
-        }
-      } else {
-        try {
+      try {
+        if (e.actor) {
+          switch (e.actor.try_send(msg)) {  // copies msg: the copy may throw
+            case SendStatus::sent:
+              ++d.delivered;
+              break;
+            case SendStatus::full:
+              ++d.full;
+              break;
+            case SendStatus::closed:
+              ++d.detached;
+              e.id = nullptr;
+              e.actor = ActorRef<T>();
+              break;
+          }
+        } else {
           e.send(e.object, msg);
           ++d.delivered;
-        } catch (...) {
-          if (!first_error) first_error = std::current_exception();
         }
+      } catch (...) {
+        if (!first_error) first_error = std::current_exception();
       }
     }
     if (--sending_ == 0) compact();
