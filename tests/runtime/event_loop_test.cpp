@@ -287,7 +287,11 @@ TEST_CASE("posts made while the loop is busy running posted work share one wake-
   const bool blocked = blocker_running.load();
   for (int i = 0; i < kPosts; ++i) {
     loop->post([&ran, &at_last_post, loop] {
-      if (ran.fetch_add(1) + 1 == kPosts) at_last_post = loop->stats();
+      // The stats first, then the count: once `ran` reaches kPosts this thread
+      // calls stop(), whose eventfd write would otherwise be counted too.
+      // (Only the loop's thread runs these, so the load-then-add is not racy.)
+      if (ran.load() + 1 == kPosts) at_last_post = loop->stats();
+      ran.fetch_add(1);
     });
   }
   release.store(true);
