@@ -49,6 +49,10 @@ void ResultStateBase::wait_ready() {
   cv.wait(lock, [&] { return done; });
 }
 
+void throw_empty_result() {
+  throw std::logic_error("coring: an empty Result (default-constructed or moved from)");
+}
+
 void ResultWaiter::throw_needs_loop() {
   throw std::logic_error(
       "coring: co_await on a Result needs a task on an EventLoop; use get() "

@@ -429,3 +429,10 @@ TEST_CASE("a Worker with no jobs is destroyed promptly", "[actor][worker]") {
   }
   CHECK(std::chrono::steady_clock::now() - t0 < 30s);
 }
+
+TEST_CASE("an empty Result says so instead of crashing", "[actor][worker]") {
+  coring::Result<int> empty;
+  CHECK_FALSE(empty.valid());
+  CHECK_THROWS_AS(empty.get(), std::logic_error);
+  CHECK_THROWS_AS(empty.ready(), std::logic_error);
+}

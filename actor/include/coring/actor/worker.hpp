@@ -58,6 +58,7 @@ class Result;
 namespace detail {
 
 class ResultWaiter;
+[[noreturn]] void throw_empty_result();
 
 // The non-template part of a Result's state.
 class ResultStateBase : public std::enable_shared_from_this<ResultStateBase> {
@@ -217,12 +218,12 @@ class [[nodiscard]] Result {
 
   [[nodiscard]] bool valid() const noexcept { return state_ != nullptr; }
   [[nodiscard]] bool ready() const {
-    std::lock_guard lock(state_->mutex);
+    std::lock_guard lock(state().mutex);
     return state_->done;
   }
   // Blocks the calling thread until the job ran; its value, or its exception.
   T get() {
-    state_->wait_ready();
+    state().wait_ready();
     std::lock_guard lock(state_->mutex);
     if (state_->error) std::rethrow_exception(state_->error);
     if constexpr (!std::is_void_v<T>) return *state_->value;
@@ -230,7 +231,7 @@ class [[nodiscard]] Result {
   // Blocks at most `d`; true once the job has run.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) {
-    std::unique_lock lock(state_->mutex);
+    std::unique_lock lock(state().mutex);
     return state_->cv.wait_for(lock, d, [&] { return state_->done; });
   }
 
@@ -244,9 +245,18 @@ class [[nodiscard]] Result {
       if constexpr (!std::is_void_v<T>) return *s->value;
     }
   };
-  Awaiter operator co_await() const noexcept { return Awaiter(state_); }
+  Awaiter operator co_await() const {
+    state();
+    return Awaiter(state_);
+  }
 
  private:
+  // Throws std::logic_error for a Result that came from no submit().
+  detail::ResultState<T>& state() const {
+    if (state_ == nullptr) [[unlikely]]
+      detail::throw_empty_result();
+    return *state_;
+  }
   friend class Worker;
   explicit Result(std::shared_ptr<detail::ResultState<T>> s) noexcept : state_(std::move(s)) {}
   std::shared_ptr<detail::ResultState<T>> state_;
