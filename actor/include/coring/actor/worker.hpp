@@ -16,7 +16,8 @@
 //   once: each returns once it has; from one of the worker's own jobs it only
 //   closes, since waiting would never end). The destructor joins.
 //   A Worker is used from any thread, destroyed from one that is not its own.
-// Result<T> (copyable, shared): the job's value or exception, once.
+// Result<T> (copyable, shared): the job's value or exception, set once; get()
+// and co_await give a copy of the value (T must be copyable), any number of times.
 // - ready(); get(): blocks the calling thread until the job has run, then gives
 //   the value or rethrows (get() on the worker's own thread would wait forever:
 //   std::logic_error instead); wait_for(d): false if not ready within d.

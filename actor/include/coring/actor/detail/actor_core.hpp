@@ -3,14 +3,15 @@
 // adds the mailbox.
 //
 // State: open -> closed (no more sends; the actor drains what is queued) ->
-// ended (its task is gone: returned, failed or cancelled; `error_` holds the
-// exception of a failed one). `closed_` is set at the latest when it ends.
+// ended (its task is gone: returned, failed or cancelled; the settled
+// JoinHandle keeps a failed one's exception). `closed_` is set at the latest
+// when it ends.
 // Invariants: once ended_, nothing waits in waiters_ and callbacks_ is empty;
 // the core lives while a reference (ActorRef, the actor's own Inbox, a pending
 // watcher) holds it: refs_ counts them.
 // Destruction: the last reference deletes it. A failure nobody looked at
-// (join(), watch(), on_exit(), done()+failed()) is reported on stderr then, as
-// for a detached task.
+// (with join(), watch() or on_exit()) is reported on stderr then, as for a
+// detached task.
 // Loop-local: refs_ is not atomic; every reference stays on the actor's thread.
 #pragma once
 
