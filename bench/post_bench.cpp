@@ -12,6 +12,8 @@
 #include <coring/coring.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <thread>
 
 namespace {
@@ -40,6 +42,45 @@ void BM_PostRoundTrip(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_PostRoundTrip)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+coring::Task<void> keep_busy(const std::atomic<bool>& done) {
+  while (!done.load(std::memory_order_relaxed)) co_await coring::yield_now();
+}
+
+void BM_PostToBusyLoop(benchmark::State& state) {
+  constexpr long kPosts = 100'000;
+  std::atomic<bool> done{false};
+  std::atomic<long> ran{0};
+  std::promise<coring::EventLoop*> ready;
+  auto ready_future = ready.get_future();
+  coring::LoopStats stats{};
+  std::thread runner([&] {
+    coring::LoopOptions o;
+    o.backend = state.range(0) == 0 ? coring::BackendKind::io_uring : coring::BackendKind::epoll;
+    coring::EventLoop loop(o);
+    ready.set_value(&loop);
+    loop.run(keep_busy(done));
+    stats = loop.stats();
+  });
+  coring::EventLoop* loop = ready_future.get();
+  double ns = 0;
+  long posts = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (long i = 0; i < kPosts; ++i) {
+      loop->post([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+    }
+    ns += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    posts += kPosts;
+    while (ran.load(std::memory_order_relaxed) < posts) std::this_thread::yield();
+  }
+  done.store(true);
+  runner.join();
+  state.counters["ns_per_post"] = ns / static_cast<double>(posts);
+  state.counters["eventfd_writes_per_post"] =
+      static_cast<double>(stats.wakeups_sent) / static_cast<double>(posts);
+}
+BENCHMARK(BM_PostToBusyLoop)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

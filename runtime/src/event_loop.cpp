@@ -86,10 +86,6 @@ EventLoop::EventLoop(LoopOptions options) : options_(std::move(options)) {
   scheduler_.timers_ = &timers_;
   timers_.set_clock(options_.clock.get());
   backend_ = options_.backend_factory ? options_.backend_factory(options_) : make_backend(options_);
-  event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (event_fd_ < 0) {
-    throw std::system_error(errno, std::system_category(), "coring: eventfd() failed");
-  }
   wakeup_op_.loop = this;
   wakeup_op_.on_complete = &EventLoop::on_wakeup;
 }
@@ -115,10 +111,9 @@ EventLoop::~EventLoop() {
     shutting_down_ = true;
     scheduler_.shutdown();
   }
-  backend_->forget_fd(event_fd_);
-  ::close(event_fd_);
+  backend_->forget_fd(notifier_.fd());
   // The ring goes first (nothing of ours is in the kernel after this), then the
-  // services, most recently created first.
+  // services, most recently created first; the notifier's eventfd is closed last.
   backend_.reset();
   while (!services_.empty()) services_.pop_back();
 }
@@ -190,7 +185,7 @@ void EventLoop::enter() {
 void EventLoop::arm_wakeup() {
   IoRequest req;
   req.opcode = IoOpcode::read;
-  req.fd = event_fd_;
+  req.fd = notifier_.fd();
   req.addr = &wakeup_op_.value;
   req.len = sizeof(wakeup_op_.value);
   req.offset = 0;
@@ -205,6 +200,7 @@ void EventLoop::on_wakeup(Completion* c, int, std::uint32_t) noexcept {
   EventLoop& loop = *op->loop;
   // Only a closing loop stops reading: an ECANCELED it did not ask for (a
   // fault injected, a cancel_all by hand) must not leave it deaf to post().
+  loop.notifier_.consumed();  // the eventfd was read: a later notify() writes again
   if (loop.closed_) return;
   loop.arm_wakeup();
 }
@@ -212,39 +208,33 @@ void EventLoop::on_wakeup(Completion* c, int, std::uint32_t) noexcept {
 void EventLoop::post(std::function<void()> fn) {
   // Everything happens under the mutex: once post() unlocks, the loop thread may
   // run `fn`, return from run() and destroy the loop, so nothing may touch the
-  // loop after that. Only the first post since the loop last drained writes the
-  // eventfd, so holding the lock across that write is rare.
+  // loop after that. The notifier writes the eventfd only when the loop may be
+  // asleep and no write is on its way, so holding the lock across it is rare.
   std::lock_guard lock(post_mutex_);
   if (closed_) throw std::logic_error("coring: EventLoop::post after the loop began shutting down");
   posted_.push_back(std::move(fn));
   posted_count_.fetch_add(1, std::memory_order_relaxed);
-  wake_locked();
+  // The flag is cleared under this mutex when the loop takes the list: if it is
+  // still set, the loop has yet to take it (ours included) and was notified by
+  // the post that set it, so a burst pays the flag and the notifier once.
+  if (!has_posts_.load(std::memory_order_relaxed)) {
+    has_posts_.store(true, std::memory_order_seq_cst);  // see Notifier: then notify() looks
+    notifier_.notify();
+  }
 }
 
 void EventLoop::stop() {
   std::lock_guard lock(post_mutex_);
   if (closed_) return;
-  stop_requested_.store(true, std::memory_order_release);
-  wake_locked();
-}
-
-void EventLoop::wake_locked() {
-  if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;
-  const std::uint64_t one = 1;
-  ssize_t r;
-  do {
-    r = ::write(event_fd_, &one, sizeof(one));
-  } while (r < 0 && errno == EINTR);
-  wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
+  stop_requested_.store(true, std::memory_order_seq_cst);
+  notifier_.notify();
 }
 
 void EventLoop::drain_posted() {
-  // Clear the flag before taking the list: a post that lands after the swap sees
-  // the flag clear and writes the eventfd again, so no wake-up is lost.
-  wake_pending_.store(false, std::memory_order_seq_cst);
   {
     std::lock_guard lock(post_mutex_);
     running_posts_.swap(posted_);
+    has_posts_.store(false, std::memory_order_relaxed);  // a later post sets it again
   }
   ++post_drains_;
   for (auto& fn : running_posts_) {
@@ -271,7 +261,7 @@ void EventLoop::run_once(bool may_block) {
   ++turns_;
   scheduler_.run_ready(options_.run_budget);
   if (!timers_.empty()) timers_.expire(timers_.now());
-  if (wake_pending_.load(std::memory_order_acquire)) drain_posted();
+  if (has_posts_.load(std::memory_order_acquire)) drain_posted();
 
   const bool busy = scheduler_.has_ready() || stop_requested_.load(std::memory_order_relaxed) ||
                     (run_target_ != nullptr && run_target_->done());
@@ -289,7 +279,16 @@ void EventLoop::run_once(bool may_block) {
       FrameAllocator::trim_to_limit();
       last_frame_trim_ = real_now;
     }
-    if (auto next = timers_.next_deadline()) {
+    // From here the loop may sleep in the kernel: the notifier must know, so
+    // that a post() from another thread writes the eventfd (see Notifier).
+    const auto has_work = [this] {
+      return has_posts_.load(std::memory_order_seq_cst) ||
+             stop_requested_.load(std::memory_order_seq_cst);
+    };
+    if (!notifier_.prepare_sleep(has_work)) {
+      const Duration zero{0};
+      backend_->poll(&zero);
+    } else if (auto next = timers_.next_deadline()) {
       ClockSource* clock = timers_.clock();
       if (clock == nullptr) {
         const Duration wait = std::max(Duration{0}, *next - real_now);
@@ -303,8 +302,10 @@ void EventLoop::run_once(bool may_block) {
           backend_->poll(&wait);
         }
       }
+      notifier_.end_sleep();
     } else {
       backend_->poll(nullptr);
+      notifier_.end_sleep();
     }
   }
   if (!timers_.empty()) timers_.expire(timers_.now());
@@ -318,7 +319,7 @@ LoopStats EventLoop::stats() const noexcept {
   LoopStats s;
   s.turns = turns_;
   s.posted = posted_count_.load(std::memory_order_relaxed);
-  s.wakeups_sent = wakeups_sent_.load(std::memory_order_relaxed);
+  s.wakeups_sent = notifier_.writes();
   s.post_drains = post_drains_;
   return s;
 }

@@ -26,6 +26,7 @@
 #include "coring/runtime/clock.hpp"
 #include "coring/runtime/epoll_backend.hpp"
 #include "coring/runtime/join_handle.hpp"
+#include "coring/runtime/notifier.hpp"
 #include "coring/runtime/scheduler.hpp"
 #include "coring/runtime/timer_queue.hpp"
 #include "coring/runtime/uring_backend.hpp"
@@ -76,7 +77,8 @@ class LoopService {
 struct LoopStats {
   std::uint64_t turns = 0;
   std::uint64_t posted = 0;        // functions posted (from any thread)
-  std::uint64_t wakeups_sent = 0;  // eventfd writes done by post()/stop()
+  std::uint64_t wakeups_sent = 0;  // eventfd writes done by post()/stop() (a loop that
+                                   // is running gets none: see Notifier)
   std::uint64_t post_drains = 0;   // times the loop took the posted functions
 };
 
@@ -126,7 +128,6 @@ class EventLoop {
   void arm_wakeup();
   void drain_posted();
   void drain_for_shutdown();
-  void wake_locked();  // requires post_mutex_
   static void on_wakeup(Completion* c, int res, std::uint32_t flags) noexcept;
 
   template <class S>
@@ -139,8 +140,9 @@ class EventLoop {
   TimerQueue timers_;
   TaskScheduler scheduler_;
 
-  // Cross-thread wake-ups.
-  int event_fd_ = -1;
+  // Cross-thread wake-ups: the notifier's eventfd, read by an operation that is
+  // always in flight while the loop runs.
+  Notifier notifier_;
   struct WakeupOp : Completion {
     EventLoop* loop = nullptr;
     std::uint64_t value = 0;
@@ -149,10 +151,9 @@ class EventLoop {
   std::mutex post_mutex_;
   std::vector<std::function<void()>> posted_;  // guarded by post_mutex_
   std::vector<std::function<void()>> running_posts_;
-  std::atomic<bool> wake_pending_{false};
+  std::atomic<bool> has_posts_{false};  // posted_ is not empty (set under post_mutex_)
   std::atomic<bool> stop_requested_{false};
   std::atomic<std::uint64_t> posted_count_{0};
-  std::atomic<std::uint64_t> wakeups_sent_{0};
   std::uint64_t post_drains_ = 0;
   std::uint64_t turns_ = 0;
   TimePoint last_frame_trim_{};
