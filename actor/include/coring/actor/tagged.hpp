@@ -83,17 +83,13 @@ template <class Variant, class... Handlers>
 decltype(auto) dispatch(Variant&& msg, Handlers&&... handlers) {
   using V = std::remove_cvref_t<Variant>;
   auto h = detail::Overloaded{std::forward<Handlers>(handlers)...};
-  constexpr bool kAllHandled = detail::qualified_all_handled<decltype(h), Variant&&, V>::value;
-  if constexpr (!kAllHandled) {
-    return;  // the static_assert in handler_for said which type has no handler
+  static_assert(detail::qualified_all_handled<decltype(h), Variant&&, V>::value);
+  using R = decltype(std::visit(h, std::forward<Variant>(msg)));
+  if constexpr (detail::is_dispatch_task_v<std::remove_cvref_t<R>>) {
+    return detail::run_task_handler<std::remove_cvref_t<R>>(std::move(h),
+                                                            std::forward<Variant>(msg));
   } else {
-    using R = decltype(std::visit(h, std::forward<Variant>(msg)));
-    if constexpr (detail::is_dispatch_task_v<std::remove_cvref_t<R>>) {
-      return detail::run_task_handler<std::remove_cvref_t<R>>(std::move(h),
-                                                              std::forward<Variant>(msg));
-    } else {
-      return std::visit(h, std::forward<Variant>(msg));
-    }
+    return std::visit(h, std::forward<Variant>(msg));
   }
 }
 
