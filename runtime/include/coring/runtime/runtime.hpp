@@ -15,6 +15,7 @@
 #include "coring/runtime/outcome.hpp"
 #include "coring/runtime/scheduler.hpp"
 #include "coring/runtime/scope.hpp"
+#include "coring/runtime/select.hpp"
 #include "coring/runtime/task.hpp"
 #include "coring/runtime/task_context.hpp"
 #include "coring/runtime/time.hpp"

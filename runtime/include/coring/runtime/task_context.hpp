@@ -175,6 +175,19 @@ static_assert(sizeof(TaskContext) == 8 * sizeof(void*));
 
 namespace detail {
 class PromiseBase;
+
+// A frame-shaped object (the two-word layout of every coroutine frame on GCC
+// and Clang, as TaskContext's proxy) that stands for a coroutine with a context
+// of its own: select() awaits each operation it races with one, so that each
+// runs, and is cancelled, in its own context. `std::coroutine_handle<
+// ContextFramePromise>` is the handle type of such a frame; resuming it calls
+// `resume`; it is never destroyed through the handle.
+struct ContextFrame {
+  void (*resume)(ContextFrame*) noexcept;
+  void (*destroy)(ContextFrame*) noexcept;  // never called
+  TaskContext* context;
+};
+struct ContextFramePromise {};  // a tag: no coroutine has this promise type
 }  // namespace detail
 
 // The context of the coroutine `h`, or nullptr for coroutine types that are not
@@ -183,6 +196,8 @@ template <class P>
 TaskContext* context_of(std::coroutine_handle<P> h) noexcept {
   if constexpr (std::is_base_of_v<detail::PromiseBase, P>) {
     return h.promise().context();
+  } else if constexpr (std::is_same_v<P, detail::ContextFramePromise>) {
+    return static_cast<detail::ContextFrame*>(h.address())->context;
   } else {
     (void)h;
     return nullptr;

@@ -74,6 +74,12 @@ class HeapStore {
     heap_.push_back(Entry{T(std::forward<U>(v)), next_seq_++});
     std::push_heap(heap_.begin(), heap_.end(), order());
   }
+  // Ahead of every stored item of the same priority (an item select() gives back).
+  template <class U>
+  void put_front(U&& v) {
+    heap_.push_back(Entry{T(std::forward<U>(v)), --front_seq_});
+    std::push_heap(heap_.begin(), heap_.end(), order());
+  }
   T take() {
     std::pop_heap(heap_.begin(), heap_.end(), order());
     T v = std::move(heap_.back().value);
@@ -92,7 +98,9 @@ class HeapStore {
   }
 
   std::vector<Entry> heap_;
-  std::uint64_t next_seq_ = 0;
+  // Pushes count up from the middle, put-backs down from it.
+  std::uint64_t next_seq_ = std::uint64_t{1} << 63;
+  std::uint64_t front_seq_ = std::uint64_t{1} << 63;
   [[no_unique_address]] Compare comp_;
 };
 

@@ -25,6 +25,8 @@
 // cancelled still gets it from its co_await (the task stops at its next
 // suspension point); a cancelled pusher unlinks itself and its item is not
 // enqueued. A cancelled task is unwound (see runtime/cancel.hpp).
+// In select() (runtime/select.hpp) a pop that loses after an item was handed
+// to it gives the item back, to the front of the queue (PopAwaiter::put_back).
 // Timeouts: `co_await q.pop(d)` (or with_timeout(d, q.pop())) gives std::nullopt
 // when nothing came within `d` -- closed() tells that from "closed and
 // drained" -- and an item pushed as the timeout fired is still taken;
@@ -40,6 +42,7 @@
 #include <cassert>
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -69,6 +72,10 @@ class FifoStore {
   template <class U>
   void put(U&& v) {
     items_.emplace_back(std::forward<U>(v));
+  }
+  template <class U>
+  void put_front(U&& v) {
+    items_.emplace_front(std::forward<U>(v));
   }
   T take() {
     T v = std::move(items_.front());
@@ -137,6 +144,14 @@ class BasicQueue {
       // field by field (which costs a store-forwarding stall per pop).
       if (!item_.has_value() && !queue_.store_.empty()) item_.emplace(queue_.take_and_admit());
       return std::move(item_);
+    }
+    // For select() (runtime/select.hpp): this pop lost, but an item was handed
+    // to it first; the item goes back to the front of the queue (or to the
+    // next waiting popper), so order holds and nothing is lost.
+    void put_back() noexcept {
+      if (!item_.has_value()) return;
+      queue_.give_back(std::move(*item_));
+      item_.reset();
     }
 
    private:
@@ -213,6 +228,24 @@ class BasicQueue {
       store_.put(std::forward<U>(v));
     }
     return true;
+  }
+
+  // An item a popper was handed but did not take (see PopAwaiter::put_back):
+  // to the next waiting popper, or stored ahead of the rest -- even past the
+  // capacity (by the items given back), so that nothing is lost.
+  void give_back(T&& v) noexcept {
+    static_assert(std::is_nothrow_move_constructible_v<T>,
+                  "select() over a queue pop needs a nothrow-movable item type");
+    try {
+      if (!poppers_.empty()) {
+        hand_to_popper(std::move(v));
+      } else {
+        store_.put_front(std::move(v));
+      }
+    } catch (...) {
+      // The store could not grow (out of memory): nothing sane is left to do.
+      std::terminate();
+    }
   }
 
   // Requires a waiting popper (so nothing is stored).
