@@ -89,6 +89,8 @@ class [[nodiscard]] ScopeAwaiter : private CancelSlot, private TimerNode {
     if (outer_ != nullptr) std::exchange(outer_, nullptr)->disarm(this);
   }
   [[nodiscard]] bool child_cancelled() const noexcept { return child_cancelled_; }
+  // The context the child runs in (cancelling it cancels the child alone).
+  [[nodiscard]] TaskContext& inner_context() noexcept { return inner_; }
   [[nodiscard]] bool timed_out() const noexcept { return child_cancelled_ && timed_out_; }
   // The child's value, or its exception rethrown. Requires !child_cancelled().
   T take() { return child_.promise().take_result(); }
