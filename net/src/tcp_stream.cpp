@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <new>
 #include <stdexcept>
 
@@ -20,18 +21,39 @@ StreamCore::StreamCore(NetService* s, int f) noexcept : SocketCore(s, f) {
 
 StreamCore::~StreamCore() = default;
 
-void StreamCore::push(Item it) {
-  if (queued_ == queue_.size()) {
-    // Grow (power of two), unrolling the ring into the new storage.
-    std::vector<Item> bigger(queue_.empty() ? 4 : queue_.size() * 2);
-    for (std::uint32_t i = 0; i < queued_; ++i) {
-      bigger[i] = queue_[(head_ + i) & (queue_.size() - 1)];
-    }
-    queue_.swap(bigger);
-    head_ = 0;
+void StreamCore::grow() {
+  // Power of two, unrolling the ring into the new storage.
+  std::vector<Item> bigger(queue_.empty() ? 4 : queue_.size() * 2);
+  for (std::uint32_t i = 0; i < queued_; ++i) {
+    bigger[i] = queue_[(head_ + i) & (queue_.size() - 1)];
   }
+  queue_.swap(bigger);
+  head_ = 0;
+}
+
+void StreamCore::push(Item it) {
+  if (queued_ == queue_.size()) grow();
   queue_[(head_ + queued_) & (queue_.size() - 1)] = it;
   ++queued_;
+}
+
+void StreamCore::unpop(std::byte* data, std::uint32_t len, std::uint16_t bid) noexcept {
+  if (orphaned || svc == nullptr) {
+    give_back(bid, data);  // closed meanwhile: its data is dropped with the rest
+    return;
+  }
+  if (queued_ == queue_.size()) {
+    try {
+      grow();
+    } catch (...) {
+      std::terminate();  // out of memory for a few words: nothing sane is left
+    }
+  }
+  head_ = (head_ - 1) & static_cast<std::uint32_t>(queue_.size() - 1);
+  queue_[head_] = Item{len, bid, bid == kSpilled ? data : nullptr};
+  ++queued_;
+  --leased_;
+  if (waiter_ != nullptr) wake();  // another recv parked meanwhile
 }
 
 int StreamCore::pop(std::byte*& data, std::uint32_t& len, std::uint16_t& bid) noexcept {

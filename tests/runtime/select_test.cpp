@@ -323,3 +323,44 @@ TEST_CASE("select: a recv loser leaves the received data queued", "[select][net]
   };
   coring::run(body());
 }
+
+TEST_CASE("select: a recv loser handed data gives it back to the stream", "[select][net]") {
+  auto body = []() -> Task<void> {
+    auto listener = coring::net::TcpListener::bind(coring::net::Address::parse("127.0.0.1:0"));
+    auto pair = co_await coring_test::make_pair(&listener);
+    Queue<int> q;
+    int rounds_lost = 0;
+    for (int round = 0; round < 20; ++round) {
+      // Bytes go out on the socket, and a post() pushes an item into the
+      // queue. The loop runs posted functions just before it polls, in the
+      // same turn: the item is handed to the select's pop first, then the poll
+      // hands the bytes to its recv -- which loses, data in hand, and must
+      // give it back.
+      auto feeder = coring::spawn([](Queue<int>& qq, int fd, int v) -> Task<void> {
+        co_await coring::yield_now();
+        const std::string text = "r" + std::to_string(v);
+        REQUIRE(::send(fd, text.data(), text.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(text.size()));
+        coring::EventLoop::current_or_throw().post([&qq, v] { (void)qq.try_push(v); });
+      }(q, pair.client.native_handle(), round));
+      auto r = co_await select(q.pop(), pair.server.recv());
+      co_await feeder;
+      std::string got;
+      if (r.index() == 0) {
+        CHECK(std::get<0>(r) == round);
+        ++rounds_lost;
+        auto rest = co_await pair.server.recv(2s);  // the bytes were not lost
+        REQUIRE(rest);
+        got = std::string(rest.buffer.as_string_view());
+      } else {
+        auto& rd = std::get<1>(r);
+        REQUIRE(rd);
+        got = std::string(rd.buffer.as_string_view());
+        CHECK(drain(q) == std::vector<int>{round});
+      }
+      CHECK(got == "r" + std::to_string(round));
+    }
+    CHECK(rounds_lost == 20);  // the recv lost, data in hand, every round
+  };
+  coring::run(body());
+}

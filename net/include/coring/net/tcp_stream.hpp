@@ -144,6 +144,14 @@ class [[nodiscard]] RecvAwaiter : public detail::RecvOp {
     return true;
   }
   Received await_resume();
+  // For select() (runtime/select.hpp): this recv lost after data was handed
+  // to it; the data goes back to the front of the stream's queue.
+  void put_back() noexcept {
+    if (filled && status == detail::StreamCore::kData) {
+      filled = false;
+      core->unpop(data, len, bid);
+    }
+  }
 
  private:
   friend class TcpStream;

@@ -58,6 +58,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <stdexcept>
 #include <tuple>
 #include <type_traits>
@@ -109,15 +110,13 @@ class SelectCore : private CancelSlot {
       : branches_(branches), n_(n), put_back_(put_back) {
     on_cancel = &SelectCore::parent_cancelled;
   }
-  // Once the branches are constructed (they are the derived class's members).
-  void link_branches() noexcept {
-    for (unsigned i = 0; i < n_; ++i) {
-      branches_[i].core = this;
-      branches_[i].index = static_cast<std::uint8_t>(i);
-    }
-  }
+  // Runs after the derived class destroyed the operations (which disarm from
+  // their branch's context first).
   ~SelectCore() {
     if (parent_armed_) parent_ctx_->disarm(this);
+    if (branches_made_) {
+      for (unsigned i = 0; i < n_; ++i) branches_[i].~SelectBranch();
+    }
   }
 
   // Start of await_suspend: false if the task is already cancelled (its
@@ -133,7 +132,14 @@ class SelectCore : private CancelSlot {
       }
       parent_armed_ = true;
     }
-    for (unsigned i = 0; i < n_; ++i) branches_[i].ctx.share_extension_of(parent_ctx);
+    // Made only now: a select that completes at once never pays for them.
+    for (unsigned i = 0; i < n_; ++i) {
+      SelectBranch* b = ::new (static_cast<void*>(branches_ + i)) SelectBranch();
+      b->core = this;
+      b->index = static_cast<std::uint8_t>(i);
+      b->ctx.share_extension_of(parent_ctx);
+    }
+    branches_made_ = true;
     return true;
   }
   // Branch i suspended (pending) or completed while being started.
@@ -209,6 +215,7 @@ class SelectCore : private CancelSlot {
   int winner_ = -1;
   bool parent_armed_ = false;
   bool parent_cancelled_ = false;
+  bool branches_made_ = false;
 };
 
 inline void SelectBranch::resumed(ContextFrame* f) noexcept {
@@ -268,10 +275,9 @@ class [[nodiscard]] SelectAwaiter : private detail::SelectCore {
   using result_type = Selected<Ops...>;
 
   explicit SelectAwaiter(Ops&&... ops)
-      : SelectCore(branches_.data(), N, &SelectAwaiter::put_back_at),
-        slots_(std::forward<Ops>(ops)...) {
-    link_branches();
-  }
+      : SelectCore(reinterpret_cast<detail::SelectBranch*>(branch_storage_), N,
+                   &SelectAwaiter::put_back_at),
+        slots_(std::forward<Ops>(ops)...) {}
 
   bool await_ready() { return ready(Indices{}); }
   template <class P>
@@ -300,7 +306,7 @@ class [[nodiscard]] SelectAwaiter : private detail::SelectCore {
   template <std::size_t I>
   bool start_one() {
     auto& op = std::get<I>(slots_).op();
-    detail::SelectBranch& b = branches_[I];
+    detail::SelectBranch& b = branch(I);
     using R = decltype(op.await_suspend(b.handle()));
     static_assert(std::is_void_v<R> || std::is_same_v<R, bool>,
                   "select(): an operation whose await_suspend transfers to another coroutine");
@@ -345,9 +351,13 @@ class [[nodiscard]] SelectAwaiter : private detail::SelectCore {
     static_cast<SelectAwaiter*>(core)->put_back_index(i, Indices{});
   }
 
-  // Declared before the operations: they disarm from their branch's context
-  // when destroyed.
-  std::array<detail::SelectBranch, N> branches_;
+  detail::SelectBranch& branch(std::size_t i) noexcept {
+    return *std::launder(reinterpret_cast<detail::SelectBranch*>(branch_storage_) + i);
+  }
+
+  // The branches, made by begin() (SelectCore destroys them, after the
+  // operations: those disarm from their branch's context when destroyed).
+  alignas(detail::SelectBranch) std::byte branch_storage_[N * sizeof(detail::SelectBranch)];
   std::tuple<detail::SelectSlot<Ops>...> slots_;
 };
 

@@ -66,6 +66,9 @@ class StreamCore final : public SocketCore, private Completion {
   // Takes the next item: fills `data/len/bid` and returns kData, or returns the
   // end status (0: none yet, kEof, or -errno).
   int pop(std::byte*& data, std::uint32_t& len, std::uint16_t& bid) noexcept;
+  // Undoes a pop whose item was never leased out (a recv that lost a select):
+  // the item goes back to the front, or is dropped if the stream was closed.
+  void unpop(std::byte* data, std::uint32_t len, std::uint16_t bid) noexcept;
 
   // ---- used by BufferLease ----
   void give_back(std::uint16_t bid, std::byte* data) noexcept;
@@ -108,6 +111,7 @@ class StreamCore final : public SocketCore, private Completion {
   void wake() noexcept;
   void maybe_free() noexcept;
   void push(Item it);
+  void grow();
   void spill(std::uint16_t bid, std::uint32_t len) noexcept;
   void drop_queued() noexcept;
 
