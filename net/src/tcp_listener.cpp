@@ -5,7 +5,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
+#include <utility>
 
 namespace coring::net {
 namespace detail {
@@ -94,6 +96,7 @@ void ListenerCore::on_accept(Completion* c, int res, std::uint32_t flags) noexce
     AcceptOp* w = std::exchange(self->waiter_, nullptr);
     w->fd = self->pop(w->error);
     w->svc = self->svc;
+    if (w->fd >= 0) ++self->handed_;
     w->deliver();
   }
 }
@@ -132,7 +135,38 @@ void ListenerCore::park(AcceptOp* w) noexcept {
 }
 
 AcceptOp::~AcceptOp() {
-  if (pending()) core->unpark(this);
+  if (pending()) {
+    core->unpark(this);
+  } else if (filled && fd >= 0) {
+    // Handed a connection, destroyed before it resumed (loop shutdown).
+    ::close(fd);
+    core->handed_back();
+  }
+}
+
+void ListenerCore::unpop(int fd_in) noexcept {
+  --handed_;
+  if (orphaned) {
+    ::close(fd_in);
+    maybe_free();
+    return;
+  }
+  if (queue_head_ > 0) {
+    queue_[--queue_head_] = fd_in;
+  } else {
+    try {
+      queue_.insert(queue_.begin(), fd_in);
+    } catch (...) {
+      std::terminate();  // out of memory for one int: nothing sane is left
+    }
+  }
+  if (waiter_ != nullptr) {  // another accept parked meanwhile
+    AcceptOp* w = std::exchange(waiter_, nullptr);
+    w->fd = pop(w->error);
+    w->svc = svc;
+    if (w->fd >= 0) ++handed_;
+    w->deliver();
+  }
 }
 
 bool AcceptOp::leave(Operation* op) noexcept {
@@ -171,7 +205,7 @@ void ListenerCore::orphan() noexcept {
 }
 
 void ListenerCore::maybe_free() noexcept {
-  if (!orphaned) return;
+  if (!orphaned || handed_ != 0) return;
   if (svc != nullptr && armed_) return;  // the accept's final CQE still names us
   delete this;
 }
@@ -188,14 +222,17 @@ Accepted AcceptAwaiter::await_resume() {
     if (timed_out()) return Accepted::timed_out();
     fd = core->pop(error);
     svc = core->svc;
+  } else if (fd >= 0) {
+    // Handed over while parked: the core stayed alive for us (even if the
+    // listener was closed since); the fd is ours now.
+    filled = false;
+    core->handed_back();
   }
   if (fd < 0) {
     a.error = std::error_code(error, std::system_category());
     return a;
   }
-  // Not `core`: the listener may have been closed (and its core freed) between
-  // our wake-up and now; the fd is ours either way.
-  a.stream = TcpStream(*svc, fd);
+  a.stream = TcpStream(*svc, std::exchange(fd, -1));
   return a;
 }
 

@@ -364,3 +364,37 @@ TEST_CASE("select: a recv loser handed data gives it back to the stream", "[sele
   };
   coring::run(body());
 }
+
+TEST_CASE("select: an accept loser handed a connection gives it back", "[select][net]") {
+  auto body = []() -> Task<void> {
+    auto listener = coring::net::TcpListener::bind(coring::net::Address::parse("127.0.0.1:0"));
+    Queue<int> q;
+    std::vector<int> clients;
+    int rounds_lost = 0;
+    for (int round = 0; round < 10; ++round) {
+      // A client connects, and a post() pushes an item: the item reaches the
+      // select's pop before the loop's poll hands the connection to its accept
+      // (see the recv case above), which must then give it back.
+      auto feeder = coring::spawn([](Queue<int>& qq, coring::net::Address where,
+                                     std::vector<int>& fds, int v) -> Task<void> {
+        co_await coring::yield_now();
+        fds.push_back(coring_test::raw_connect(where));
+        coring::EventLoop::current_or_throw().post([&qq, v] { (void)qq.try_push(v); });
+      }(q, listener.local_address(), clients, round));
+      auto r = co_await select(q.pop(), listener.accept());
+      co_await feeder;
+      if (r.index() == 0) {
+        ++rounds_lost;
+        auto a = co_await listener.accept(2s);  // the connection was not lost
+        REQUIRE(a);
+        CHECK(a.stream.peer_address().port() != 0);
+      } else {
+        CHECK(std::get<1>(r));
+        CHECK(drain(q) == std::vector<int>{round});
+      }
+    }
+    CHECK(rounds_lost == 10);
+    for (int fd : clients) ::close(fd);
+  };
+  coring::run(body());
+}

@@ -108,6 +108,14 @@ class ListenerCore final : public SocketCore, private Completion, private TimerN
   }
   // A queued connection's fd, or -1 (then `error` says why).
   int pop(int& error) noexcept;
+  // Undoes a pop whose connection was handed to an accept that lost a select:
+  // back to the front of the queue (closed if the listener was closed).
+  void unpop(int fd) noexcept;
+  // A connection handed to a waiter was taken (or closed) by it.
+  void handed_back() noexcept {
+    --handed_;
+    maybe_free();
+  }
   void orphan() noexcept;
 
   ListenerStats stats;
@@ -119,6 +127,9 @@ class ListenerCore final : public SocketCore, private Completion, private TimerN
   void maybe_free() noexcept;
 
   std::vector<int> queue_;  // accepted fds in arrival order (small: kMaxQueued)
+  // Connections handed to a waiter that has not resumed yet: the core stays
+  // alive for them (their AcceptOp reports back through it).
+  std::uint32_t handed_ = 0;
   std::size_t queue_head_ = 0;
   AcceptOp* waiter_ = nullptr;
   Duration backoff_{0};
@@ -151,6 +162,14 @@ class [[nodiscard]] AcceptAwaiter : public detail::AcceptOp {
     return true;
   }
   Accepted await_resume();
+  // For select() (runtime/select.hpp): this accept lost after a connection
+  // was handed to it; the connection goes back to the front of the backlog.
+  void put_back() noexcept {
+    if (filled && fd >= 0) {
+      filled = false;
+      core->unpop(std::exchange(fd, -1));
+    }
+  }
 
  private:
   friend class TcpListener;
