@@ -287,3 +287,115 @@ TEST_CASE("cancelling a task whose offload runs: the job finishes, the frame is 
   CHECK_FALSE(after_await);
   CHECK(pool.stats().completed == 1);
 }
+
+TEST_CASE("cancelling a task whose offload is still queued drops the job", "[thread_pool]") {
+  ThreadPool pool(1);
+  Gate gate;
+  std::atomic<int> ran{0};
+  auto blocker = pool.submit([&] { gate.wait(); });
+  EventLoop loop;
+  loop.run([](std::atomic<int>* r, ThreadPool* p) -> Task<void> {
+    auto h = coring::spawn([](ThreadPool* pp, std::atomic<int>* rr) -> Task<void> {
+      co_await coring::offload(*pp, [rr] { rr->fetch_add(1); });
+    }(p, r));
+    co_await coring::sleep_for(5ms);
+    h.cancel();
+    auto o = co_await h.join();
+    (void)o;
+  }(&ran, &pool));
+  gate.open();
+  blocker.get();
+  pool.shutdown();
+  CHECK(ran.load() == 0);
+  CHECK(pool.stats().dropped == 1);
+}
+
+TEST_CASE("offload with a timeout: the task gives up, the job still runs to its end",
+          "[thread_pool]") {
+  ThreadPool pool(1);
+  Gate gate;
+  std::atomic<int> finished{0};
+  EventLoop loop;
+  struct Got {
+    bool with_timeout_empty = false;
+    bool set_timeout_threw = false;
+    int later = 0;
+  };
+  Got got = loop.run([](ThreadPool* p, Gate* g, std::atomic<int>* fin) -> Task<Got> {
+    Got out;
+    std::optional<int> r = co_await coring::with_timeout(10ms, coring::offload(*p, [g, fin] {
+                                                           g->wait();
+                                                           fin->fetch_add(1);
+                                                           return 1;
+                                                         }));
+    out.with_timeout_empty = !r.has_value();
+    auto op = coring::offload(*p, [] { return 2; });  // queued behind the gated job
+    op.set_timeout(5ms);
+    try {
+      (void)co_await std::move(op);
+    } catch (const std::system_error& e) {
+      out.set_timeout_threw = e.code() == std::errc::timed_out;
+    }
+    g->open();
+    int later = co_await coring::offload(*p, [] { return 3; });
+    out.later = later;
+    co_return out;
+  }(&pool, &gate, &finished));
+  CHECK(got.with_timeout_empty);
+  CHECK(got.set_timeout_threw);
+  CHECK(got.later == 3);
+  pool.shutdown();
+  CHECK(finished.load() == 1);
+  CHECK(pool.stats().dropped == 1);  // the timed-out one that was still queued
+}
+
+TEST_CASE("a task cancelled before it offloads never queues the job", "[thread_pool]") {
+  ThreadPool pool(1);
+  std::atomic<int> ran{0};
+  EventLoop loop;
+  bool after = false;
+  loop.run([](ThreadPool* p, std::atomic<int>* r, bool* a) -> Task<void> {
+    JoinHandle<void> self;
+    self = coring::spawn(
+        [](ThreadPool* pp, std::atomic<int>* rr, JoinHandle<void>* me, bool* aa) -> Task<void> {
+          me->cancel();  // while it runs: the offload is its next suspension point
+          co_await coring::offload(*pp, [rr] { rr->fetch_add(1); });
+          *aa = true;
+        }(p, r, &self, a));
+    auto o = co_await self.join();
+    *a = *a || !o.cancelled();
+  }(&pool, &ran, &after));
+  pool.shutdown();
+  CHECK_FALSE(after);
+  CHECK(ran.load() == 0);
+  CHECK(pool.stats().completed == 0);
+}
+
+TEST_CASE("a loop destroyed with offloads in flight: no leak, no touch of the freed loop",
+          "[thread_pool]") {
+  ThreadPool pool(2);
+  Gate gate;
+  std::atomic<int> finished{0};
+  {
+    EventLoop loop;
+    loop.run([](ThreadPool* p, Gate* g, std::atomic<int>* fin) -> Task<void> {
+      for (int i = 0; i < 8; ++i) {
+        coring::spawn([](ThreadPool* pp, Gate* gg, std::atomic<int>* ff) -> Task<void> {
+          auto big = std::make_unique<std::vector<int>>(256, 1);
+          int v = co_await coring::offload(*pp, [gg, ff] {
+            gg->wait();
+            ff->fetch_add(1);
+            return 1;
+          });
+          (*big)[0] += v;
+        }(p, g, fin))
+            .detach();
+      }
+      co_await coring::sleep_for(5ms);
+    }(&pool, &gate, &finished));
+  }  // the loop goes with 8 tasks suspended in offload: 2 jobs running, 6 queued
+  gate.open();
+  pool.shutdown();
+  CHECK(finished.load() == 2);
+  CHECK(pool.stats().dropped == 6);
+}
