@@ -142,8 +142,9 @@ ThreadPool& default_thread_pool() {
 
 namespace detail {
 
-OffloadJobBase::OffloadJobBase(OffloadInbox* box) noexcept : inbox(box) {
+OffloadJobBase::OffloadJobBase(LoopInbox* box) noexcept : inbox(box) {
   box->add_ref();
+  release_node = [](InboxNode* n) noexcept { static_cast<OffloadJobBase*>(n)->release(); };
 }
 OffloadJobBase::~OffloadJobBase() {
   inbox->release();
@@ -151,80 +152,6 @@ OffloadJobBase::~OffloadJobBase() {
 
 void OffloadJobBase::finish() noexcept {
   inbox->push(this);
-}
-
-// Owns the loop's reference on its inbox; closes it when the loop goes.
-class OffloadService final : public LoopService {
- public:
-  explicit OffloadService(EventLoop& loop) : inbox_(new OffloadInbox(loop)) {}
-  ~OffloadService() override {
-    inbox_->close();
-    inbox_->release();
-  }
-  OffloadInbox& inbox() noexcept { return *inbox_; }
-
- private:
-  OffloadInbox* inbox_;
-};
-
-OffloadInbox& OffloadInbox::of(EventLoop& loop) {
-  return loop.service<OffloadService>().inbox();
-}
-
-void OffloadInbox::push(OffloadJobBase* job) noexcept {
-  std::unique_lock lock(mutex_);
-  if (closed_) {
-    lock.unlock();
-    job->release();  // its loop is gone (and so is its awaiter)
-    return;
-  }
-  job->next = nullptr;
-  if (tail_ == nullptr) {
-    head_ = job;
-  } else {
-    tail_->next = job;
-  }
-  tail_ = job;
-  if (drain_posted_) return;
-  drain_posted_ = true;
-  try {
-    // Under the mutex: close() cannot run (nor the loop go) until this returns.
-    loop_->post([this] { drain(); });
-  } catch (...) {
-    // The loop is shutting down (or out of memory): close() frees the job.
-  }
-}
-
-void OffloadInbox::drain() noexcept {
-  OffloadJobBase* jobs = nullptr;
-  {
-    std::lock_guard lock(mutex_);
-    jobs = head_;
-    head_ = tail_ = nullptr;
-    drain_posted_ = false;
-  }
-  while (jobs != nullptr) {
-    auto* next = static_cast<OffloadJobBase*>(jobs->next);
-    if (jobs->waiter != nullptr) jobs->wake(jobs->waiter);
-    jobs->release();
-    jobs = next;
-  }
-}
-
-void OffloadInbox::close() noexcept {
-  OffloadJobBase* jobs = nullptr;
-  {
-    std::lock_guard lock(mutex_);
-    closed_ = true;
-    jobs = head_;
-    head_ = tail_ = nullptr;
-  }
-  // Their tasks are gone (services go after them): nobody to wake.
-  while (jobs != nullptr) {
-    auto* next = static_cast<OffloadJobBase*>(jobs->next);
-    jobs->release();
-    jobs = next;
-  }
 }
 
 }  // namespace detail

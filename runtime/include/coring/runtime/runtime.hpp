@@ -11,6 +11,8 @@
 #include "coring/runtime/frame_allocator.hpp"
 #include "coring/runtime/io.hpp"
 #include "coring/runtime/join_handle.hpp"
+#include "coring/runtime/loop_group.hpp"
+#include "coring/runtime/loop_inbox.hpp"
 #include "coring/runtime/operation.hpp"
 #include "coring/runtime/outcome.hpp"
 #include "coring/runtime/scheduler.hpp"

@@ -70,6 +70,7 @@
 #include <vector>
 
 #include "coring/runtime/event_loop.hpp"
+#include "coring/runtime/loop_inbox.hpp"
 #include "coring/runtime/operation.hpp"
 
 namespace coring {
@@ -240,14 +241,12 @@ auto ThreadPool::try_submit(F fn) -> std::optional<std::future<std::invoke_resul
 
 namespace detail {
 
-class OffloadInbox;
-
 // The shared part of an offload's job record. Two references: the awaiter's
 // and the pool's (handed to the inbox when the job is done).
-struct OffloadJobBase : PoolJob {
+struct OffloadJobBase : PoolJob, InboxNode {
   enum : std::uint8_t { kQueued, kRunning, kDropped };
 
-  explicit OffloadJobBase(OffloadInbox* box) noexcept;
+  explicit OffloadJobBase(LoopInbox* box) noexcept;
   ~OffloadJobBase();
   void release() noexcept {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(this);
@@ -268,44 +267,13 @@ struct OffloadJobBase : PoolJob {
 
   std::atomic<std::uint32_t> refs{2};
   std::atomic<std::uint8_t> state{kQueued};
-  OffloadInbox* inbox;  // holds a reference on it
+  LoopInbox* inbox;  // holds a reference on it
   ThreadPool* pool = nullptr;
   // Loop thread only: the awaiter to wake, null once it gave up.
   void* waiter = nullptr;
   void (*wake)(void* waiter) noexcept = nullptr;
   void (*destroy)(OffloadJobBase* self) noexcept = nullptr;
   std::exception_ptr error;
-};
-
-// Per-loop: where workers leave finished jobs for the loop to pick up. Shared
-// (counted) by the loop's service and every job it has out, so a worker never
-// touches a loop that is gone: it pushes under the mutex, and close() (the
-// loop's destruction) takes the same mutex.
-class OffloadInbox {
- public:
-  // The inbox of `loop` (created on first use). Loop thread.
-  static OffloadInbox& of(EventLoop& loop);
-
-  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-  }
-  // Any thread: takes the pool's reference of `job`.
-  void push(OffloadJobBase* job) noexcept;
-
- private:
-  friend class OffloadService;
-  explicit OffloadInbox(EventLoop& loop) noexcept : loop_(&loop) {}
-  void drain() noexcept;  // loop thread
-  void close() noexcept;  // the loop is being destroyed
-
-  std::mutex mutex_;
-  OffloadJobBase* head_ = nullptr;  // guarded by mutex_
-  OffloadJobBase* tail_ = nullptr;
-  bool drain_posted_ = false;  // a drain is on its way to the loop
-  bool closed_ = false;
-  EventLoop* loop_;
-  std::atomic<std::uint32_t> refs_{1};  // the service's
 };
 
 template <class R>
@@ -317,7 +285,7 @@ struct OffloadValue<void> {};
 
 template <class F, class R>
 struct OffloadJob final : OffloadJobBase, OffloadValue<R> {
-  OffloadJob(F&& f, OffloadInbox* box) : OffloadJobBase(box), fn(std::move(f)) {
+  OffloadJob(F&& f, LoopInbox* box) : OffloadJobBase(box), fn(std::move(f)) {
     run = &OffloadJob::run_job;
     drop = &OffloadJob::drop_job;
     destroy = &OffloadJob::destroy_job;
@@ -378,7 +346,7 @@ class [[nodiscard]] OffloadAwaiter : public Operation {
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
     EventLoop& loop = EventLoop::current_or_throw();
-    auto* job = new Job(std::move(fn_), &detail::OffloadInbox::of(loop));
+    auto* job = new Job(std::move(fn_), &detail::LoopInbox::of(loop));
     job->pool = pool_;
     job->waiter = this;
     job->wake = &OffloadAwaiter::wake;
