@@ -269,9 +269,6 @@ struct OffloadJobBase : PoolJob, InboxNode {
   std::atomic<std::uint8_t> state{kQueued};
   LoopInbox* inbox;  // holds a reference on it
   ThreadPool* pool = nullptr;
-  // Loop thread only: the awaiter to wake, null once it gave up.
-  void* waiter = nullptr;
-  void (*wake)(void* waiter) noexcept = nullptr;
   void (*destroy)(OffloadJobBase* self) noexcept = nullptr;
   std::exception_ptr error;
 };
