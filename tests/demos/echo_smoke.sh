@@ -7,6 +7,8 @@
 #   WRAPPER: a command the server runs under (tests/tools/without_io_uring: the
 #   server must then fall back to epoll, say so once on stderr, and serve the
 #   same).
+# ECHO_SMOKE_THREADS=N in the environment runs the server with --threads N
+# (N loops, one SO_REUSEPORT listener each); the summary must add them up.
 set -u
 
 server_bin=$1
@@ -33,7 +35,9 @@ cleanup() {
 trap cleanup EXIT
 
 if [[ ${#wrapper[@]} -gt 0 ]]; then wrapper=(env -u CORING_BACKEND "${wrapper[@]}"); fi
-"${wrapper[@]}" "$server_bin" --port 0 >"$tmp/server.out" 2>"$tmp/server.err" &
+server_args=(--port 0)
+if [[ -n ${ECHO_SMOKE_THREADS:-} ]]; then server_args+=(--threads "$ECHO_SMOKE_THREADS"); fi
+"${wrapper[@]}" "$server_bin" "${server_args[@]}" >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 
 # The first line names the port: "Echo server running at 127.0.0.1:PORT".
