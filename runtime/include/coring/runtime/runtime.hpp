@@ -17,6 +17,7 @@
 #include "coring/runtime/scope.hpp"
 #include "coring/runtime/task.hpp"
 #include "coring/runtime/task_context.hpp"
+#include "coring/runtime/thread_pool.hpp"
 #include "coring/runtime/time.hpp"
 #include "coring/runtime/timer_queue.hpp"
 #include "coring/runtime/uring_backend.hpp"
