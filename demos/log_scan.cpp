@@ -10,7 +10,8 @@
 //   ./log_scan --generate DIR [--files N] [--lines N] [--seed N]
 //                              only writes sample logs into DIR (for the bench)
 // Options: --progress (a progress line on stderr every second; on by default
-// when stderr is a terminal), --in-flight N (files read and inflated at once).
+// when stderr is a terminal), --threads N (inflating threads; default: one per
+// core), --in-flight N (files read and inflated at once; default: threads + 1).
 //
 // stdout: each IP that requested /robots.txt, one per line, sorted.
 // stderr: one line per file that could not be scanned ("NAME: what is wrong");
@@ -41,6 +42,7 @@ struct Args {
   log_scan::SampleOptions sample;
   bool progress = ::isatty(2) != 0;
   std::size_t in_flight = 0;
+  std::size_t threads = 0;
 };
 
 std::size_t to_count(const char* flag, const char* value) {
@@ -72,12 +74,15 @@ Args parse_args(int argc, char** argv) {
       a.sample.lines_per_file = to_count("--lines", value());
     } else if (arg == "--seed") {
       a.sample.seed = to_count("--seed", value());
+    } else if (arg == "--threads") {
+      a.threads = to_count("--threads", value());
     } else if (arg == "--in-flight") {
       a.in_flight = to_count("--in-flight", value());
     } else if (!arg.empty() && arg[0] == '-') {
-      throw std::invalid_argument("unknown option: " + arg +
-                                  " (usage: log_scan [--progress] [--in-flight N] [DIR] | "
-                                  "log_scan --generate DIR [--files N] [--lines N] [--seed N])");
+      throw std::invalid_argument(
+          "unknown option: " + arg +
+          " (usage: log_scan [--progress] [--threads N] [--in-flight N] [DIR] | "
+          "log_scan --generate DIR [--files N] [--lines N] [--seed N])");
     } else if (!a.dir) {
       a.dir = arg;
     } else {
@@ -119,6 +124,8 @@ int scan(const fs::path& dir, const Args& args) {
   auto last = start;
   log_scan::ScanOptions options;
   options.files_in_flight = args.in_flight;
+  std::optional<coring::ThreadPool> pool;
+  if (args.threads > 0) options.pool = &pool.emplace(args.threads);
   if (args.progress) {
     options.on_progress = [&last](const log_scan::ScanProgress& p) {
       const auto now = Clock::now();

@@ -30,6 +30,7 @@
 #include <climits>
 #include <coring/runtime/io.hpp>
 #include <coring/runtime/join_handle.hpp>
+#include <coring/runtime/thread_pool.hpp>
 #include <cstring>
 #include <new>
 #include <system_error>
@@ -266,14 +267,6 @@ std::vector<std::filesystem::path> list_gz_files(const std::filesystem::path& di
 
 namespace {
 
-// Runs `fn` off the loop. TODO(issue 11): coring::offload to the ThreadPool
-// once it lands; until then the job runs inline on the loop's thread.
-template <class F>
-coring::Task<void> run_job(F fn) {
-  fn();
-  co_return;
-}
-
 struct Job {
   std::vector<std::byte> buf;
   FileScan scan;
@@ -282,6 +275,7 @@ struct Job {
 struct Shared {
   std::vector<std::filesystem::path> files;
   ScanOptions options;
+  coring::ThreadPool* pool = nullptr;
   std::size_t next = 0;
   std::vector<std::string> errors;  // per file; empty: no error
   std::unordered_set<std::string> ips;
@@ -329,7 +323,7 @@ coring::Task<void> scan_one(Shared& s, std::size_t index) {
     const std::size_t n = r.bytes();
     auto inflate = [job, n] { job->scan.feed(std::span(job->buf.data(), n)); };  // named: GCC 12
     try {
-      co_await run_job(std::move(inflate));
+      co_await coring::offload(*s.pool, std::move(inflate));
     } catch (const GzipError& e) {
       s.errors[index] = e.what();
       co_return;
@@ -381,8 +375,9 @@ coring::Task<ScanResult> scan_files(std::vector<std::filesystem::path> files, Sc
     const auto size = std::filesystem::file_size(f, ec);
     if (!ec) s->progress.bytes_total += size;
   }
+  s->pool = s->options.pool ? s->options.pool : &coring::default_thread_pool();
   std::size_t workers = s->options.files_in_flight;
-  if (workers == 0) workers = 2;  // TODO(issue 11): the pool's size + 1
+  if (workers == 0) workers = s->pool->size() + 1;
   workers = std::min(workers, s->files.size());
 
   std::vector<coring::JoinHandle<void>> handles;

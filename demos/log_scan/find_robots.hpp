@@ -42,6 +42,7 @@
 #include <vector>
 
 #include <coring/runtime/task.hpp>
+#include <coring/runtime/thread_pool.hpp>
 
 namespace log_scan {
 
@@ -136,6 +137,9 @@ struct ScanOptions {
   std::size_t files_in_flight = 0;
   // Bytes per read and per pool job.
   std::size_t chunk_size = 1 << 20;
+  // Where files are inflated; nullptr: coring::default_thread_pool() (one
+  // thread per core).
+  coring::ThreadPool* pool = nullptr;
   // Called on the loop's thread after every chunk and every finished file.
   std::function<void(const ScanProgress&)> on_progress;
 };

@@ -17,6 +17,7 @@
 
 #include "log_scan/find_robots.hpp"
 #include "log_scan/sample_logs.hpp"
+#include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
 using log_scan::gunzip;
@@ -268,4 +269,39 @@ TEST_CASE("the scan finds what the seed's Python version finds, bad files includ
     for (const auto& e : r.errors) failed.insert(e.path.filename());
     CHECK(failed == py_failed);
   }
+}
+
+TEST_CASE("a cancelled scan stops its workers and closes its files", "[log_scan]") {
+  TempDir dir;
+  log_scan::SampleOptions sample;
+  sample.files = 4;
+  sample.lines_per_file = 20000;
+  sample.threads = 1;
+  log_scan::write_sample_logs(dir.path, sample);
+  coring::ThreadPool pool(1);
+  const std::size_t fds_before = coring_test::count_open_fds();
+  bool cancelled = false;
+  auto body = [&]() -> coring::Task<void> {
+    log_scan::ScanOptions o;
+    o.pool = &pool;
+    o.chunk_size = 4096;  // many offloads per file
+    o.files_in_flight = 4;
+    auto h = coring::spawn(log_scan::scan_directory(dir.path, o));
+    co_await coring::sleep_for(std::chrono::milliseconds(5));
+    h.cancel();
+    const coring::Outcome<log_scan::ScanResult> out = co_await h.join();
+    cancelled = out.cancelled();
+    for (int i = 0; i < 50; ++i) co_await coring::sleep_for(std::chrono::milliseconds(1));
+  };
+  coring::run(body());
+  CHECK(cancelled);
+  CHECK(coring_test::count_open_fds() == fds_before);
+
+  // The pool is still usable: a full scan on it finds what a fresh one does.
+  log_scan::ScanOptions o;
+  o.pool = &pool;
+  const auto again = coring::run(log_scan::scan_directory(dir.path, o));
+  CHECK(again.errors.empty());
+  CHECK(again.ips == scan(dir.path).ips);
+  CHECK_FALSE(again.ips.empty());
 }
