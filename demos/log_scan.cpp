@@ -11,7 +11,8 @@
 //                              only writes sample logs into DIR (for the bench)
 // Options: --progress (a progress line on stderr every second; on by default
 // when stderr is a terminal), --threads N (inflating threads; default: one per
-// core), --in-flight N (files read and inflated at once; default: threads + 1).
+// core), --in-flight N (files read and inflated at once; default: threads + 1),
+// --chunk BYTES (bytes per read and per inflate job; default 1 MiB).
 //
 // stdout: each IP that requested /robots.txt, one per line, sorted.
 // stderr: one line per file that could not be scanned ("NAME: what is wrong");
@@ -43,6 +44,7 @@ struct Args {
   bool progress = ::isatty(2) != 0;
   std::size_t in_flight = 0;
   std::size_t threads = 0;
+  std::size_t chunk = 0;
 };
 
 std::size_t to_count(const char* flag, const char* value) {
@@ -76,12 +78,14 @@ Args parse_args(int argc, char** argv) {
       a.sample.seed = to_count("--seed", value());
     } else if (arg == "--threads") {
       a.threads = to_count("--threads", value());
+    } else if (arg == "--chunk") {
+      a.chunk = to_count("--chunk", value());
     } else if (arg == "--in-flight") {
       a.in_flight = to_count("--in-flight", value());
     } else if (!arg.empty() && arg[0] == '-') {
       throw std::invalid_argument(
           "unknown option: " + arg +
-          " (usage: log_scan [--progress] [--threads N] [--in-flight N] [DIR] | "
+          " (usage: log_scan [--progress] [--threads N] [--in-flight N] [--chunk BYTES] [DIR] | "
           "log_scan --generate DIR [--files N] [--lines N] [--seed N])");
     } else if (!a.dir) {
       a.dir = arg;
@@ -124,6 +128,7 @@ int scan(const fs::path& dir, const Args& args) {
   auto last = start;
   log_scan::ScanOptions options;
   options.files_in_flight = args.in_flight;
+  if (args.chunk > 0) options.chunk_size = args.chunk;
   std::optional<coring::ThreadPool> pool;
   if (args.threads > 0) options.pool = &pool.emplace(args.threads);
   if (args.progress) {
