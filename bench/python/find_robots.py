@@ -3,7 +3,7 @@
 *.gz file of a folder with a ProcessPoolExecutor, the per-file sets merged.
 
 The baseline of bench/run_log_scan_bench.sh and the reference the log_scan
-tests compare coring's demo with. Two changes to the recipe, both so that it
+tests compare coring's demo with. Three changes to the recipe, all so that it
 can judge any file rather than crash on the first odd one:
   - a line with fewer than seven fields is skipped (the recipe would raise
     IndexError; the seed's blog version guards the same way);
