@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh [--bench]
 set -euo pipefail
 
-pkgs=(cmake ninja-build g++ pkg-config liburing-dev libfmt-dev catch2)
+pkgs=(cmake ninja-build g++ pkg-config liburing-dev libfmt-dev catch2 zlib1g-dev python3)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(libbenchmark-dev libboost-dev hyperfine python3)
 fi
