@@ -8,14 +8,17 @@
 // std::mutex + std::deque + std::condition_variable queue (one lock and one
 // notify per push, one lock per pop), the shape of Python's queue.Queue.
 //
-// Latency: one producer pushes a timestamp every 20 us (paced by spinning), the
-// consumer records now - stamp: p50 and p99 in ns, for both queues. The
-// consumer is idle between items, so this is the wake-up path.
+// Latency: one producer pushes a timestamp, then sleeps 20 us (about 70 with
+// the timer slack); the consumer records now - stamp: p50 and p99 in ns, for
+// both queues. The consumer is idle between items, so this is the wake-up path
+// (for PollableQueue: a post to the sleeping loop, its eventfd write and read).
 //
 // Run: build/bench/bench/pollable_queue_bench --benchmark_repetitions=3
 //        --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 #include <coring/coring.hpp>
+
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -71,6 +74,13 @@ std::uint64_t now_ns() {
                                         .count());
 }
 
+// CPU time of the calling thread, in ns.
+double thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
 coring::Task<std::uint64_t> consume(coring::PollableQueue<std::uint64_t>& q) {
   std::uint64_t sum = 0;
   while (auto v = co_await q.pop()) sum += *v;
@@ -82,15 +92,29 @@ coring::Task<void> record_latency(coring::PollableQueue<std::uint64_t>& q,
   while (auto v = co_await q.pop()) lat.push_back(now_ns() - *v);
 }
 
-void run_producers(int producers, auto&& push) {
+// Returns the producers' CPU time in all, in ns.
+double run_producers(int producers, auto&& push) {
   std::vector<std::thread> ts;
+  std::atomic<double> cpu{0};
   const std::uint64_t per = kItems / static_cast<std::uint64_t>(producers);
   for (int p = 0; p < producers; ++p) {
-    ts.emplace_back([&push, per] {
+    ts.emplace_back([&push, &cpu, per] {
+      const double t0 = thread_cpu_ns();
       for (std::uint64_t i = 0; i < per; ++i) push(i);
+      double c = cpu.load();
+      while (!cpu.compare_exchange_weak(c, c + thread_cpu_ns() - t0)) {
+      }
     });
   }
   for (auto& t : ts) t.join();
+  return cpu.load();
+}
+
+// CPU ns per item of the producers and of the consumer: what bounds the
+// throughput on an idle machine, whatever else runs on this one.
+void cpu_counters(benchmark::State& state, double producer_ns, double consumer_ns, double items) {
+  state.counters["producer_cpu_ns"] = producer_ns / items;
+  state.counters["consumer_cpu_ns"] = consumer_ns / items;
 }
 
 coring::LoopOptions options_for(std::int64_t backend) {
@@ -103,16 +127,18 @@ void BM_PollableQueue(benchmark::State& state) {
   const int producers = static_cast<int>(state.range(0));
   const coring::LoopOptions opts = options_for(state.range(1));
   state.SetLabel(coring::to_string(opts.backend));
-  double writes = 0, wakeups = 0, items = 0;
+  double writes = 0, wakeups = 0, items = 0, pcpu = 0, ccpu = 0;
   for (auto _ : state) {
     coring::PollableQueue<std::uint64_t> q;
     coring::LoopStats stats{};
     std::thread consumer([&] {
+      const double t0 = thread_cpu_ns();
       coring::EventLoop loop(opts);
       benchmark::DoNotOptimize(loop.run(consume(q)));
       stats = loop.stats();
+      ccpu += thread_cpu_ns() - t0;
     });
-    run_producers(producers, [&q](std::uint64_t v) { q.push(v); });
+    pcpu += run_producers(producers, [&q](std::uint64_t v) { q.push(v); });
     q.close();
     consumer.join();
     const auto s = q.stats();
@@ -123,6 +149,7 @@ void BM_PollableQueue(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(items));
   state.counters["eventfd_writes_per_item"] = writes / items;
   state.counters["wakeups_per_item"] = wakeups / items;
+  cpu_counters(state, pcpu, ccpu, items);
 }
 BENCHMARK(BM_PollableQueue)
     ->Args({1, 0})
@@ -135,19 +162,24 @@ BENCHMARK(BM_PollableQueue)
 
 void BM_MutexDequeCv(benchmark::State& state) {
   const int producers = static_cast<int>(state.range(0));
+  double pcpu = 0, ccpu = 0;
   for (auto _ : state) {
     CvQueue q;
     std::thread consumer([&] {
+      const double t0 = thread_cpu_ns();
       std::uint64_t sum = 0;
       while (auto v = q.pop()) sum += *v;
       benchmark::DoNotOptimize(sum);
+      ccpu += thread_cpu_ns() - t0;
     });
-    run_producers(producers, [&q](std::uint64_t v) { q.push(v); });
+    pcpu += run_producers(producers, [&q](std::uint64_t v) { q.push(v); });
     q.close();
     consumer.join();
   }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
-                          static_cast<std::int64_t>(kItems));
+  const auto items =
+      static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(kItems);
+  state.SetItemsProcessed(items);
+  cpu_counters(state, pcpu, ccpu, static_cast<double>(items));
 }
 BENCHMARK(BM_MutexDequeCv)
     ->Arg(1)
@@ -156,17 +188,13 @@ BENCHMARK(BM_MutexDequeCv)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// ---- latency: one item every 20 us ----
-constexpr int kLatencyItems = 20'000;
-constexpr std::uint64_t kGapNs = 20'000;
+// ---- latency: one item, then a pause (the consumer goes idle) ----
+constexpr int kLatencyItems = 10'000;
 
 void paced_push(auto&& push) {
-  std::uint64_t next = now_ns();
   for (int i = 0; i < kLatencyItems; ++i) {
-    while (now_ns() < next) {
-    }
     push(now_ns());
-    next += kGapNs;
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
 }
 
