@@ -156,6 +156,7 @@ class PollableQueue {
                 "PollableQueue items must be movable");
 
   class Waiter;
+  using Lock = detail::SpinLock;
 
  public:
   using value_type = T;
@@ -318,6 +319,7 @@ class PollableQueue {
 
     Waiter* prev_ = nullptr;
     Waiter* next_ = nullptr;
+    Waiter* post_next_ = nullptr;  // in the queue's to-post chain
     List* line_ = nullptr;
   };
 
@@ -389,10 +391,11 @@ class PollableQueue {
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
       PollableQueue& q = *this->queue_;
-      std::lock_guard in(q.in_mutex_);
+      std::unique_lock in(q.in_mutex_);
       if (q.closed_) return false;  // await_resume throws
       if (q.store_locked(std::move(value_))) {
         admitted_ = true;
+        q.unlock_and_post(in);
         return false;
       }
       // Say it waits before looking again (see the implementation notes).
@@ -400,6 +403,7 @@ class PollableQueue {
       if (q.store_locked(std::move(value_))) {
         q.blocked_.fetch_sub(1, std::memory_order_seq_cst);
         admitted_ = true;
+        q.unlock_and_post(in);
         return false;
       }
       if (!this->park_locked(q.pushers_, h, WaitKind::queue_push)) {
@@ -484,7 +488,10 @@ class PollableQueue {
   bool put(U&& v, bool block) {
     std::unique_lock in(in_mutex_);
     if (closed_) throw QueueClosed("PollableQueue");
-    if (store_locked(std::forward<U>(v))) return true;
+    if (store_locked(std::forward<U>(v))) {
+      unlock_and_post(in);
+      return true;
+    }
     if (!block) return false;
     if (EventLoop::current() != nullptr) detail::pq_throw_loop_push();
     ++stats_.blocked_pushes;
@@ -500,12 +507,13 @@ class PollableQueue {
       throw;
     }
     blocked_.fetch_sub(1, std::memory_order_seq_cst);
+    unlock_and_post(in);
     return true;
   }
 
   // A consumer freed room: wake blocked threads and admit parked push tasks.
   void admit_pushers() {
-    std::lock_guard in(in_mutex_);
+    std::unique_lock in(in_mutex_);
     while (!pushers_.empty() && !closed_) {
       auto* w = static_cast<PushAwaiter*>(pushers_.head);
       if (!poppers_.empty() || !full_locked()) {
@@ -519,6 +527,7 @@ class PollableQueue {
       }
     }
     not_full_.notify_all();
+    unlock_and_post(in);
   }
 
   // Requires in_mutex_; `w` was taken out of its line with its result
@@ -533,15 +542,38 @@ class PollableQueue {
     w->state_ = Waiter::State::delivering;
     ++stats_.remote_wakeups;
     if (w->queue_ != nullptr) delivering_.push_back(w);
-    post_wakeup(w);
+    // Posted once the lock is released (unlock_and_post): a post may write the
+    // loop's eventfd, and the woken task must not find the lock still held.
+    w->post_next_ = nullptr;
+    (to_post_tail_ != nullptr ? to_post_tail_->post_next_ : to_post_head_) = w;
+    to_post_tail_ = w;
+    posting_.fetch_add(1, std::memory_order_relaxed);
   }
-  static void post_wakeup(Waiter* w) noexcept {
-    try {
-      w->loop_->post([w] { w->delivered(); });
-    } catch (...) {
-      // The loop is shutting down: it frees the frame without running posted
-      // functions, and the frame's destructor gives the item back (forget()).
+  // Releases `in` (in_mutex_), then posts the wake-ups wake_locked queued.
+  // Invariant: nothing is queued while the lock is free. Until the posts are
+  // made, `posting_` keeps the waiters' frames -- and so their loops -- alive
+  // (forget() waits for it).
+  void unlock_and_post(std::unique_lock<Lock>& in) noexcept {
+    Waiter* chain = std::exchange(to_post_head_, nullptr);
+    to_post_tail_ = nullptr;
+    in.unlock();
+    post_chain(chain);
+  }
+  void post_chain(Waiter* chain) noexcept {
+    if (chain == nullptr) return;
+    std::size_t n = 0;
+    while (chain != nullptr) {
+      Waiter* w = chain;
+      chain = w->post_next_;  // read first: once posted, `w` may be gone
+      ++n;
+      try {
+        w->loop_->post([w] { w->delivered(); });
+      } catch (...) {
+        // The loop is shutting down: it frees the frame without running posted
+        // functions, and the frame's destructor gives the item back (forget()).
+      }
     }
+    posting_.fetch_sub(n, std::memory_order_release);
   }
 
   // Requires in_mutex_.
@@ -556,12 +588,17 @@ class PollableQueue {
 
   // An item a pop task held goes back to the front.
   void put_front(T&& v) noexcept {
-    std::lock_guard out(out_mutex_);
-    std::lock_guard in(in_mutex_);
+    std::unique_lock out(out_mutex_);
+    std::unique_lock in(in_mutex_);
     if (!poppers_.empty()) {
       auto* w = static_cast<PopAwaiter*>(poppers_.pop_front());
       w->item_.emplace(std::move(v));
       wake_locked(w);
+      Waiter* chain = std::exchange(to_post_head_, nullptr);
+      to_post_tail_ = nullptr;
+      in.unlock();
+      out.unlock();
+      post_chain(chain);
       return;
     }
     if (out_head_ > 0) {
@@ -577,7 +614,13 @@ class PollableQueue {
   void forget(Waiter* w) noexcept {
     std::optional<T> back;
     {
-      std::lock_guard in(in_mutex_);
+      std::unique_lock in(in_mutex_);
+      // A post for `w` may be under way on another thread: let it end first.
+      while (posting_.load(std::memory_order_acquire) != 0) {
+        in.unlock();
+        std::this_thread::yield();
+        in.lock();
+      }
       if (w->state_ == Waiter::State::parked) {
         w->line_->remove(w);
         if (w->line_ == &pushers_) blocked_.fetch_sub(1, std::memory_order_seq_cst);
@@ -594,7 +637,6 @@ class PollableQueue {
   }
 
   // ---- consumer side (out_mutex_) ----
-  using Lock = detail::SpinLock;
   mutable Lock out_mutex_;
   std::vector<T> out_;  // the batch being consumed: [out_head_, size()) are items
   std::size_t out_head_ = 0;
@@ -605,6 +647,8 @@ class PollableQueue {
   List poppers_;
   List pushers_;
   List delivering_;
+  Waiter* to_post_head_ = nullptr;  // woken, to be posted once the lock is released
+  Waiter* to_post_tail_ = nullptr;
   std::condition_variable_any not_full_;  // threads blocked in push()
   PollableQueueStats stats_;
   int fd_ = -1;
@@ -616,12 +660,13 @@ class PollableQueue {
   alignas(64) std::atomic<std::size_t> out_count_{0};  // bounded: items consumers hold
   std::atomic<std::size_t> blocked_{0};                // threads and tasks waiting for room
   std::atomic<bool> closed_flag_{false};
+  std::atomic<std::size_t> posting_{0};  // wake-ups queued or being posted
   const std::size_t capacity_;
 };
 
 template <class T>
 void PollableQueue<T>::close() noexcept {
-  std::lock_guard in(in_mutex_);
+  std::unique_lock in(in_mutex_);
   if (closed_) return;
   closed_ = true;
   closed_flag_.store(true, std::memory_order_release);
@@ -632,6 +677,7 @@ void PollableQueue<T>::close() noexcept {
   }
   not_full_.notify_all();
   if (fd_ >= 0) signal_fd_locked();
+  unlock_and_post(in);
 }
 
 template <class T>
@@ -653,7 +699,7 @@ template <class T>
 PollableQueue<T>::~PollableQueue() {
   std::size_t parked = 0;
   {
-    std::lock_guard in(in_mutex_);
+    std::unique_lock in(in_mutex_);
     for (List* line : {&poppers_, &pushers_}) {
       while (Waiter* w = line->pop_front()) {
         ++parked;
@@ -663,7 +709,9 @@ PollableQueue<T>::~PollableQueue() {
       }
     }
     while (Waiter* w = delivering_.pop_front()) w->queue_ = nullptr;
+    unlock_and_post(in);
   }
+  while (posting_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   if (parked > 0) detail::pq_report_destroyed(parked);
   if (fd_ >= 0) detail::pq_close_eventfd(fd_);
 }
