@@ -51,7 +51,9 @@
 // task cancelled (or timed out) while parked unlinks itself and takes nothing.
 // Once an item was handed to it, it is no longer parked: the task gets it (a
 // cancellation takes effect at its next suspension point), or, if the awaiter
-// is a loser of select(), put_back() returns it to the front of the queue. A
+// is a loser of select(), put_back() returns it to the front of the queue
+// (which may then hold one item more than its capacity). PopAwaiter's
+// await_ready() is side-effect free; await_suspend() takes or parks. A
 // frame destroyed while its item is on the way (loop shutdown) puts it back
 // too. A cancelled push_async unlinks itself and its item is not enqueued.
 //
@@ -62,8 +64,9 @@
 //
 // Thread-safety: every member may be called from any thread, except pop(),
 // push_async() (a task on an EventLoop) and the awaiters themselves.
-// Counters (stats()): items pushed, tasks woken from another thread (one post
-// each), eventfd writes of fd(), pushes that blocked.
+// Counters (stats()): items pushed, tasks woken by a post to their loop or
+// directly (the waker ran on their loop), eventfd writes of fd(), pushes that
+// blocked a thread.
 //
 // Implementation notes: two locks (detail::SpinLock), always taken
 // consumer-side first: `out_` (consumers) and `in_` (producers). A push is one
@@ -71,13 +74,14 @@
 // producer's CPU); a consumer takes a whole batch by swapping the two vectors,
 // so it takes the producers' lock once per batch, and a pop costs the
 // consumers' lock (about 18 ns in all). Nothing is allocated once the vectors
-// have grown. Waking a parked task posts to its loop with the producers' lock
-// held (so the loop cannot be destroyed under the post: its frames leave the
-// queue under that lock first); that is the one slow path, taken only when
-// the consumer ran dry. A bounded queue publishes how many items consumers
-// hold (`out_count_`); a producer that waits for room says so (`blocked_`)
-// and a consumer that frees room looks (both seq_cst: store then load on each
-// side, so one sees the other).
+// have grown. Waking a parked task on another loop is the one slow path,
+// taken only when the consumer ran dry: the waiter is queued under the
+// producers' lock and posted to its loop after the lock is released (the
+// woken loop's first act is to take it); until then `posting_` keeps the
+// waiter's frame, and so its loop, alive: a frame that leaves the queue
+// (forget(), at loop shutdown) waits for posts under way. A bounded queue publishes how many items
+// consumers hold (`out_count_`); a producer that waits for room says so (`blocked_`) and a consumer
+// that frees room looks (both seq_cst: store then load on each side, so one sees the other).
 #pragma once
 
 #include <atomic>
