@@ -73,7 +73,7 @@
 // lock of the producers' lock and a vector push_back (about 7 ns of the
 // producer's CPU); a consumer takes a whole batch by swapping the two vectors,
 // so it takes the producers' lock once per batch, and a pop costs the
-// consumers' lock (about 18 ns in all). Nothing is allocated once the vectors
+// consumers' lock (about 15 ns in all). Nothing is allocated once the vectors
 // have grown. Waking a parked task on another loop is the one slow path,
 // taken only when the consumer ran dry: the waiter is queued under the
 // producers' lock and posted to its loop after the lock is released (the
