@@ -1,4 +1,5 @@
-// The sync module: loop-local awaitable synchronisation primitives.
+// The sync module: loop-local awaitable synchronisation primitives, and
+// PollableQueue, the one thread-safe queue between threads and loops.
 #pragma once
 
 #include "coring/sync/barrier.hpp"
@@ -7,6 +8,7 @@
 #include "coring/sync/latch.hpp"
 #include "coring/sync/lock_all.hpp"
 #include "coring/sync/mutex.hpp"
+#include "coring/sync/pollable_queue.hpp"
 #include "coring/sync/priority_queue.hpp"
 #include "coring/sync/queue.hpp"
 #include "coring/sync/semaphore.hpp"
