@@ -8,6 +8,7 @@
 #include "coring/net/buffered_reader.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -23,6 +24,19 @@ std::string_view strip_cr(std::string_view line, bool strip) noexcept {
 
 }  // namespace
 
+namespace detail {
+ReadInProgress::~ReadInProgress() {
+  if (reader != nullptr) reader->busy_ = nullptr;
+}
+}  // namespace detail
+
+BufferedReader::~BufferedReader() {
+  if (busy_ != nullptr) {
+    std::fputs("coring: BufferedReader destroyed while a read of it is suspended\n", stderr);
+    busy_->reader = nullptr;
+  }
+}
+
 bool ReadAwaiter::await_ready() {
   reader_->begin();
   if (reader_->take(req_, result_)) return true;
@@ -35,7 +49,7 @@ bool ReadAwaiter::await_ready() {
 }
 
 void BufferedReader::begin() {
-  if (busy_) throw std::logic_error("BufferedReader: a read is already in progress");
+  if (busy_ != nullptr) throw std::logic_error("BufferedReader: a read is already in progress");
   if (joined_off_ == joined_.size()) {
     joined_.clear();
     joined_off_ = 0;
@@ -131,11 +145,8 @@ ReadResult BufferedReader::finish_at_end(const detail::ReadRequest& req) {
 }
 
 Task<ReadResult> BufferedReader::read_slow(detail::ReadRequest req) {
-  busy_ = true;
-  struct Busy {
-    bool* flag;
-    ~Busy() { *flag = false; }
-  } busy{&busy_};
+  detail::ReadInProgress busy{this};
+  busy_ = &busy;
 
   const bool timed = req.timeout != kNoTimeout;
   const TimePoint deadline = timed ? coring::detail::deadline_after(req.timeout) : TimePoint{};
@@ -144,6 +155,9 @@ Task<ReadResult> BufferedReader::read_slow(detail::ReadRequest req) {
     Duration left = kNoTimeout;
     if (timed) left = std::max(Duration::zero(), deadline - coring::now());
     Received r = co_await stream_->recv(left);
+    if (busy.reader == nullptr) {
+      throw std::logic_error("BufferedReader destroyed while a read of it was suspended");
+    }
     if (r.error) {
       out.error = r.error;
       co_return out;

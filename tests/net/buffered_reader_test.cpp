@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -311,6 +312,30 @@ TEST_CASE("BufferedReader: a timed-out or cancelled read loses no bytes",
     net::ReadResult line = co_await in.read_line(100, 5s);
     CHECK(line);
     CHECK(line.data == "abcdefghi");
+  };
+  coring::run(body());
+}
+
+TEST_CASE("BufferedReader: destroyed under a suspended read, the read throws logic_error",
+          "[net][buffered_reader]") {
+  auto body = []() -> Task<void> {
+    net::TcpListener listener = net::TcpListener::bind(net::Address::loopback_v4(0));
+    Pair p = co_await make_pair(&listener);
+    auto in = std::make_unique<BufferedReader>(p.server);
+    auto reading = coring::spawn(read_line_of(in.get(), 100, 5s));
+    co_await coring::sleep_for(5ms);
+    in.reset();  // a bug, reported on stderr
+    net::SendResult w = co_await p.client.send_all("wake\n", 5s);
+    REQUIRE(w);
+    coring::Outcome<net::ReadResult> o = co_await reading.join();
+    REQUIRE(o.failed());
+    bool logic_error = false;
+    try {
+      std::rethrow_exception(o.error());
+    } catch (const std::logic_error&) {
+      logic_error = true;
+    }
+    CHECK(logic_error);
   };
   coring::run(body());
 }

@@ -42,11 +42,14 @@
 // eof() or partial() every read gives eof() again.
 //
 // Destruction and thread-safety. The reader refers to its stream, which must
-// outlive it; destroying the reader gives its lease back and drops what was
-// buffered. Loop thread only, like the stream. One read at a time: a second
-// read while one is in progress throws std::logic_error. Sending on the stream
-// meanwhile is fine (a reader only reads). Do not call stream().recv() while the
-// reader holds bytes (buffered() > 0): they would be skipped.
+// outlive it and stay where it is (not moved from) while the reader is used.
+// Destroying the reader gives its lease back and drops what was buffered.
+// Destroying it while a read of it is suspended is a bug that is reported: a
+// message on stderr, and the suspended read throws std::logic_error when it
+// resumes instead of touching the freed reader (cancel such a read first). Loop thread only, like
+// the stream. One read at a time: a second read while one is in progress throws std::logic_error.
+// Sending on the stream meanwhile is fine (a reader only reads). Do not call stream().recv() while
+// the reader holds bytes (buffered() > 0): they would be skipped.
 #pragma once
 
 #include <coroutine>
@@ -97,6 +100,12 @@ struct ReadRequest {
   Duration timeout = kNoTimeout;
 };
 
+// What a suspended read and its reader know of each other (see ~BufferedReader).
+struct ReadInProgress {
+  BufferedReader* reader;
+  ~ReadInProgress();
+};
+
 }  // namespace detail
 
 // co_await of a read: completes without suspending (and without a task frame)
@@ -134,7 +143,7 @@ class BufferedReader {
   explicit BufferedReader(TcpStream& stream) noexcept : stream_(&stream) {}
   BufferedReader(const BufferedReader&) = delete;
   BufferedReader& operator=(const BufferedReader&) = delete;
-  ~BufferedReader() = default;
+  ~BufferedReader();
 
   // The next line without its "\n" and without a "\r" before it. A line longer
   // than `max` bytes (before the "\n") gives std::errc::message_size.
@@ -168,6 +177,7 @@ class BufferedReader {
 
  private:
   friend class ReadAwaiter;
+  friend struct detail::ReadInProgress;
 
   // Starts a call: frees what the previous call handed out; throws
   // std::logic_error if a read is in progress.
@@ -184,8 +194,8 @@ class BufferedReader {
   std::size_t joined_off_ = 0;
   BufferLease lease_;  // the last buffer received; unread from lease_off_
   std::size_t lease_off_ = 0;
-  bool eof_ = false;   // the stream ended
-  bool busy_ = false;  // a read is in progress (suspended)
+  bool eof_ = false;                        // the stream ended
+  detail::ReadInProgress* busy_ = nullptr;  // the read in progress (suspended), if any
 };
 
 }  // namespace coring::net
