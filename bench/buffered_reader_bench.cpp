@@ -12,8 +12,8 @@
 //
 //   cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DCORING_BUILD_BENCH=ON -G Ninja
 //   cmake --build build/bench -t buffered_reader_bench
-//   build/bench/bench/buffered_reader_bench --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   build/bench/bench/buffered_reader_bench --benchmark_repetitions=5
+//       --benchmark_report_aggregates_only=true      (one line)
 #include <benchmark/benchmark.h>
 
 #include <chrono>

@@ -37,7 +37,7 @@ BufferedReader::~BufferedReader() {
   }
 }
 
-bool ReadAwaiter::await_ready() {
+bool ReadAwaiter::await_ready_slow() {
   reader_->begin();
   if (reader_->take(req_, result_)) return true;
   if (reader_->eof_) {

@@ -54,7 +54,9 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstring>
 #include <limits>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -115,7 +117,10 @@ class [[nodiscard]] ReadAwaiter {
  public:
   ReadAwaiter(ReadAwaiter&&) noexcept = default;
 
-  bool await_ready();
+  bool await_ready() {
+    if (ready_in_lease()) return true;
+    return await_ready_slow();
+  }
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
     return slow_.operator co_await().await_suspend(h);
@@ -128,6 +133,10 @@ class [[nodiscard]] ReadAwaiter {
  private:
   friend class BufferedReader;
   ReadAwaiter(BufferedReader* r, detail::ReadRequest req) noexcept : reader_(r), req_(req) {}
+
+  // The common case inline: a line inside the lease, nothing joined before it.
+  inline bool ready_in_lease() noexcept;
+  bool await_ready_slow();
 
   BufferedReader* reader_;
   detail::ReadRequest req_;
@@ -197,5 +206,23 @@ class BufferedReader {
   bool eof_ = false;                        // the stream ended
   detail::ReadInProgress* busy_ = nullptr;  // the read in progress (suspended), if any
 };
+
+inline bool ReadAwaiter::ready_in_lease() noexcept {
+  BufferedReader& r = *reader_;
+  if (req_.kind != detail::ReadRequest::Kind::until || r.busy_ != nullptr || !r.joined_.empty()) {
+    return false;
+  }
+  const std::span<const std::byte> bytes = r.lease_.bytes();
+  const char* p = reinterpret_cast<const char*>(bytes.data()) + r.lease_off_;
+  const std::size_t n = bytes.size() - r.lease_off_;
+  const std::size_t window = req_.limit < n ? req_.limit + 1 : n;
+  const void* at = window == 0 ? nullptr : std::memchr(p, req_.delim, window);
+  if (at == nullptr) return false;
+  std::size_t len = static_cast<std::size_t>(static_cast<const char*>(at) - p);
+  r.lease_off_ += len + 1;
+  if (req_.strip_cr && len != 0 && p[len - 1] == '\r') --len;
+  result_.data = std::string_view(p, len);
+  return true;
+}
 
 }  // namespace coring::net
