@@ -6,7 +6,10 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <variant>
+
+#include "demos/local_http_server.hpp"
 using namespace std::chrono_literals;
 
 namespace readme {
@@ -72,6 +75,62 @@ coring::Task<std::string> echo_once(std::string text) {
 
 TEST_CASE("the README's echo server echoes", "[net][readme]") {
   CHECK(coring::run(readme::echo_once("hello, coring")) == "hello, coring");
+}
+
+namespace readme {
+
+// ---- the BufferedReader and http_get example ----
+
+coring::Task<void> greet(coring::net::TcpStream s) {
+  coring::net::BufferedReader in(s);
+  for (;;) {
+    coring::net::ReadResult line = co_await in.read_line(256, 30s);
+    if (!line) co_return;
+    const std::string reply = fmt::format("hello, {}\n", line.data);
+    auto w = co_await s.send_all(reply);
+    if (!w) co_return;
+  }
+}
+
+coring::Task<int> status_of(coring::net::Address server) {
+  coring::net::HttpResponse r = co_await coring::net::http_get(server, "/", 2s);
+  co_return r ? r.status : -1;
+}
+
+// Drives greet(): two lines (LF and CRLF) in one send, then EOF.
+coring::Task<std::string> greet_twice() {
+  auto listener = coring::net::TcpListener::bind(coring::net::Address::loopback_v4());
+  auto connecting = coring::spawn(coring::net::connect(listener.local_address(), 1s));
+  coring::net::Accepted a = co_await listener.accept(1s);
+  coring::net::Connected c = co_await connecting;
+  if (!a || !c) throw std::runtime_error("no connection");
+  auto server = coring::spawn(greet(std::move(a.stream)));
+  auto w = co_await c.stream.send_all("ada\nbob\r\n");
+  if (!w) throw std::system_error(w.error);
+  (void)c.stream.shutdown(SHUT_WR);
+  std::string back;
+  for (;;) {
+    coring::net::Received r = co_await c.stream.recv(2s);
+    if (!r) break;
+    back += r.buffer.as_string_view();
+  }
+  co_await server;
+  co_return back;
+}
+
+coring::Task<std::pair<int, int>> statuses() {
+  demo::LocalHttpServer server({{"/", demo::HttpRoute::ok("home")}});
+  const int up = co_await status_of(server.address());
+  co_await server.stop();
+  const int down = co_await status_of(server.address());  // nothing listens any more
+  co_return std::pair(up, down);
+}
+
+}  // namespace readme
+
+TEST_CASE("the README's line protocol and http_get", "[net][readme]") {
+  CHECK(coring::run(readme::greet_twice()) == "hello, ada\nhello, bob\n");
+  CHECK(coring::run(readme::statuses()) == std::pair(200, -1));
 }
 
 namespace readme {
