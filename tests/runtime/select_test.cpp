@@ -6,8 +6,10 @@
 #include <catch2/catch.hpp>
 #include <coring/coring.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -395,6 +397,79 @@ TEST_CASE("select: an accept loser handed a connection gives it back", "[select]
     }
     CHECK(rounds_lost == 10);
     for (int fd : clients) ::close(fd);
+  };
+  coring::run(body());
+}
+
+TEST_CASE("select: two PollableQueues fed by threads and a socket lose nothing",
+          "[select][pollable_queue]") {
+  constexpr int kPerThread = 5000;
+  auto body = []() -> Task<void> {
+    coring::PollableQueue<int> q1, q2;
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    coring::net::TcpStream sock(fds[0]);
+    // Two threads per queue, and one writing 1000 bytes to the socket in bits.
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&q1, &q2, t] {
+        auto& q = t < 2 ? q1 : q2;
+        for (int i = 0; i < kPerThread; ++i) q.push(t * kPerThread + i);
+      });
+    }
+    threads.emplace_back([fd = fds[1]] {
+      for (int i = 0; i < 100; ++i) {
+        const std::string bits(10, static_cast<char>('a' + i % 26));
+        (void)::send(fd, bits.data(), bits.size(), MSG_NOSIGNAL);
+        if (i % 10 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      ::close(fd);
+    });
+    std::thread closer([&threads, &q1, &q2] {
+      for (std::size_t i = 0; i < 4; ++i) threads[i].join();
+      q1.close();
+      q2.close();
+    });
+
+    std::vector<int> seen;
+    std::size_t bytes = 0;
+    bool q1_open = true, q2_open = true, sock_open = true;
+    while (q1_open && q2_open && sock_open) {
+      auto r = co_await select(q1.pop(), q2.pop(), sock.recv());
+      if (r.index() == 0) {
+        if (auto v = std::get<0>(r)) {
+          seen.push_back(*v);
+        } else {
+          q1_open = false;
+        }
+      } else if (r.index() == 1) {
+        if (auto v = std::get<1>(r)) {
+          seen.push_back(*v);
+        } else {
+          q2_open = false;
+        }
+      } else {
+        auto& got = std::get<2>(r);
+        if (got) {
+          bytes += got.size();
+        } else {
+          sock_open = false;
+        }
+      }
+    }
+    while (auto v = co_await q1.pop()) seen.push_back(*v);
+    while (auto v = co_await q2.pop()) seen.push_back(*v);
+    while (sock_open) {
+      auto got = co_await sock.recv();
+      if (!got) break;
+      bytes += got.size();
+    }
+    closer.join();
+    threads.back().join();
+    CHECK(bytes == 1000);
+    REQUIRE(seen.size() == 4u * kPerThread);
+    std::sort(seen.begin(), seen.end());
+    for (int i = 0; i < 4 * kPerThread; ++i) REQUIRE(seen[static_cast<std::size_t>(i)] == i);
   };
   coring::run(body());
 }
