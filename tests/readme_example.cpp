@@ -1,13 +1,18 @@
 // The programs shown in README.md, kept compiling and correct by the test suite.
+#include <sys/socket.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 #include <coring/coring.hpp>
 
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "demos/local_http_server.hpp"
 using namespace std::chrono_literals;
@@ -261,4 +266,72 @@ coring::Task<int> bank() {
 
 TEST_CASE("the README's actor example answers 42 and ends", "[actor][readme]") {
   CHECK(coring::run(readme::bank()) == 42);
+}
+
+namespace readme {
+
+coring::Task<int> sum_until_quiet(coring::PollableQueue<int>& q, coring::net::TcpStream& control) {
+  int sum = 0;
+  for (;;) {
+    auto r = co_await coring::select(q.pop(), control.recv(), coring::sleep_for(100ms));
+    if (r.index() != 0 || !std::get<0>(r)) co_return sum;  // a control message, quiet, closed
+    sum += *std::get<0>(r);  // the losers were cancelled: nothing they held is lost
+  }
+}
+
+coring::Task<std::size_t> hash_on_pool(std::string s) {
+  auto job = [s] { return std::hash<std::string>{}(s); };
+  co_return co_await coring::offload(job);  // fn's value, or its exception rethrown
+}
+
+coring::Task<std::size_t> hash_all(std::vector<std::string> inputs) {
+  std::vector<coring::Task<std::size_t>> jobs;
+  for (auto& s : inputs) jobs.push_back(hash_on_pool(s));
+  std::vector<coring::Outcome<std::size_t>> done = co_await coring::when_all(std::move(jobs));
+  std::size_t total = 0;
+  for (auto& o : done) total += o.value();  // each task's own value or exception
+  co_return total;
+}
+
+coring::Task<void> tick(int* finished) {
+  co_await coring::sleep_for(1ms);
+  ++*finished;
+}
+
+coring::Task<int> count_in_group() {
+  int finished = 0;
+  auto body = [&finished](coring::TaskGroup& g) -> coring::Task<void> {
+    for (int i = 0; i < 3; ++i) g.spawn(tick(&finished));  // tick: sleeps, then ++*finished
+    co_return;
+  };
+  co_await coring::task_group(body);  // waits for all; the first failure cancels the rest
+  co_return finished;                 // 3
+}
+
+}  // namespace readme
+
+TEST_CASE("the README's threads example: select over a PollableQueue fed by a thread",
+          "[runtime][readme]") {
+  auto body = []() -> coring::Task<int> {
+    coring::PollableQueue<int> q;
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    coring::net::TcpStream control(fds[0]);
+    std::thread feeder([&q] {
+      for (int i = 1; i <= 10; ++i) q.push(i);
+    });
+    const int sum = co_await readme::sum_until_quiet(q, control);  // quiet after the last
+    feeder.join();
+    ::close(fds[1]);
+    co_return sum;
+  };
+  CHECK(coring::run(body()) == 55);
+}
+
+TEST_CASE("the README's pool and group examples", "[runtime][readme]") {
+  const std::vector<std::string> in = {"a", "bb", "ccc"};
+  std::size_t expect = 0;
+  for (const auto& s : in) expect += std::hash<std::string>{}(s);
+  CHECK(coring::run(readme::hash_all(in)) == expect);
+  CHECK(coring::run(readme::count_in_group()) == 3);
 }
