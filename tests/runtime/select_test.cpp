@@ -473,3 +473,33 @@ TEST_CASE("select: two PollableQueues fed by threads and a socket lose nothing",
   };
   coring::run(body());
 }
+
+TEST_CASE("select: an operation that throws while starting stops the others first",
+          "[select][net]") {
+  auto body = []() -> Task<void> {
+    auto listener = coring::net::TcpListener::bind(coring::net::Address::parse("127.0.0.1:0"));
+    auto pair = co_await coring_test::make_pair(&listener);
+    Queue<int> q;
+    // Another task is in recv() on the stream: a second recv throws logic_error
+    // when it starts -- after the select's pop was already parked.
+    auto reader = coring::spawn([](coring::net::TcpStream& s) -> Task<void> {
+      auto r = co_await s.recv(10s);
+      (void)r;
+    }(pair.server));
+    co_await coring::yield_now();
+    bool threw = false;
+    try {
+      auto r = co_await select(q.pop(), pair.server.recv());
+      (void)r;
+    } catch (const std::logic_error&) {
+      threw = true;
+    }
+    CHECK(threw);
+    CHECK(q.waiting_poppers() == 0);  // the pop was stopped before the exception came out
+    co_await q.push(1);
+    CHECK(q.size() == 1);
+    reader.cancel();
+    (void)co_await reader.join();
+  };
+  coring::run(body());
+}

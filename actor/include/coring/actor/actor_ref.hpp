@@ -205,6 +205,7 @@ class ActorCore final : public ActorCoreBase {
 template <class Msg>
 class [[nodiscard]] ReceiveOp : public Operation {
  public:
+  static constexpr bool kSelectable = false;  // see Operation::kSelectable
   static constexpr bool kReportsTimeout = true;  // a message that came meanwhile is still taken
 
   explicit ReceiveOp(ActorCore<Msg>& c) noexcept : core_(&c) {}
@@ -272,6 +273,7 @@ class [[nodiscard]] RecvOp : public ReceiveOp<Msg> {
 template <class Msg>
 class [[nodiscard]] SendOp : public WaitOp {
  public:
+  static constexpr bool kSelectable = false;  // see Operation::kSelectable
   template <class U>
   SendOp(ActorCore<Msg>& c, U&& m) : core_(&c), msg_(std::forward<U>(m)) {}
   SendOp(SendOp&& o) noexcept : WaitOp(std::move(o)), core_(o.core_), msg_(std::move(o.msg_)) {}

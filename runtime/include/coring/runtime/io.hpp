@@ -43,6 +43,7 @@ struct IoResult {
 // -ETIMEDOUT.
 class [[nodiscard]] IoAwaiter : public Operation, private Completion {
  public:
+  static constexpr bool kSelectable = false;  // see Operation::kSelectable
   explicit IoAwaiter(const IoRequest& req, WaitKind kind = WaitKind::io) noexcept
       : req_(req), kind_(kind) {
     on_complete = &IoAwaiter::completed;

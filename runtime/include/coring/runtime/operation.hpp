@@ -105,6 +105,10 @@ class Operation : private CancelSlot, private TimerNode {
   // True for an operation whose await_resume reports a timeout in its own
   // result, with details (what a send got out); with_timeout then asks it.
   static constexpr bool kReportsTimeout = false;
+  // False for an operation whose completion hands over something it could not
+  // give back if it lost a select() (a lock, a permit, an item it pushed,
+  // bytes it sent or read, a message): select() refuses it at compile time.
+  static constexpr bool kSelectable = true;
 
   Operation(const Operation&) = delete;
   Operation& operator=(const Operation&) = delete;

@@ -10,7 +10,7 @@
 //   }
 //
 // What it takes: operations of the library (anything built on coring::Operation:
-// a queue's pop or push, a PollableQueue's pop, a socket's recv or accept, a
+// a queue's pop, a PollableQueue's pop, a socket's recv or accept, a
 // sleep, an Event's wait, a JoinHandle -- by reference, so the handle stays
 // usable --, ...), 1 to 255 of them. A Task is not an operation: spawn it and
 // select on its JoinHandle, or race tasks with when_any (when.hpp).
@@ -28,10 +28,16 @@
 //   nothing a loser holds outlives the co_await. A loser whose result raced
 //   ahead of its cancellation (an item was handed to it, a connection given)
 //   loses nothing either: select calls its `put_back()`, which returns what it
-//   took (the item goes back to the front of its queue, the connection to the
-//   front of the listener's backlog). A loser with nothing to give back (a
-//   recv: received data stays queued in the stream; a join: the result stays
-//   in the handle; a sleep; an Event wait) has no put_back().
+//   took (the item goes back to the front of its queue, a received buffer to
+//   the front of the stream's queue, the connection to the front of the
+//   listener's backlog). A loser with nothing to give back (a join: the result
+//   stays in the handle; a sleep; an Event wait) has no put_back(). An
+//   operation whose completion hands over what cannot be given back (a lock,
+//   a permit, an item it pushed, bytes it sent or read, an actor's message:
+//   `kSelectable = false`) is refused at compile time.
+// - An operation that throws while being started (two tasks in recv() on one
+//   stream, a full ThreadPool...): those already started are cancelled, and
+//   once they have stopped the exception comes out of the co_await.
 // - A loser costs no exception, no task frame and no allocation: each
 //   operation lives in the select's awaiter, in the task's frame, and is
 //   awaited with a frame-shaped stand-in (detail::ContextFrame).
@@ -58,6 +64,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <new>
 #include <stdexcept>
 #include <tuple>
@@ -159,6 +166,13 @@ class SelectCore : private CancelSlot {
     return false;  // a branch completed while being started, and nothing else is pending
   }
 
+  // An operation threw while being started: cancel those already pending;
+  // await_resume rethrows once they have stopped.
+  void start_failed(std::exception_ptr e) noexcept {
+    error_ = std::move(e);
+    cancel_losers();  // no winner: every pending operation
+  }
+  [[nodiscard]] const std::exception_ptr& start_error() const noexcept { return error_; }
   [[nodiscard]] int winner() const noexcept { return winner_; }
   void set_winner(unsigned i) noexcept { winner_ = static_cast<int>(i); }
   [[noreturn]] static void throw_no_winner() {
@@ -172,7 +186,7 @@ class SelectCore : private CancelSlot {
     branches_[i].pending = false;
     --pending_;
     if (has_result) {
-      if (winner_ < 0) {
+      if (winner_ < 0 && error_ == nullptr) {
         winner_ = static_cast<int>(i);
         cancel_losers();
       } else {
@@ -182,7 +196,9 @@ class SelectCore : private CancelSlot {
     if (pending_ == 0) {
       disarm_parent();
       // No winner: every operation was cancelled, because the task was.
-      sched_->schedule(winner_ < 0 && parent_cancelled_ ? parent_ctx_->unwinder() : parent_);
+      sched_->schedule(winner_ < 0 && error_ == nullptr && parent_cancelled_
+                           ? parent_ctx_->unwinder()
+                           : parent_);
     }
   }
   void cancel_losers() noexcept {
@@ -211,6 +227,7 @@ class SelectCore : private CancelSlot {
   std::coroutine_handle<> parent_;
   TaskContext* parent_ctx_ = nullptr;
   TaskScheduler* sched_ = nullptr;
+  std::exception_ptr error_;  // an operation threw while being started
   unsigned pending_ = 0;
   int winner_ = -1;
   bool parent_armed_ = false;
@@ -269,6 +286,10 @@ class [[nodiscard]] SelectAwaiter : private detail::SelectCore {
   static_assert((detail::is_operation_v<Ops> && ...),
                 "select() races operations of the library (built on coring::Operation); for a "
                 "Task, spawn it and select on its JoinHandle, or race tasks with when_any()");
+  static_assert((std::remove_cvref_t<detail::awaiter_of_t<Ops>>::kSelectable && ...),
+                "select(): this operation hands over something it could not give back if it "
+                "lost (a lock, a permit, an item it pushed, bytes it sent or read, a message); "
+                "await it on its own, or spawn a task for it and select on the JoinHandle");
   using Indices = std::make_index_sequence<N>;
 
  public:
@@ -283,10 +304,17 @@ class [[nodiscard]] SelectAwaiter : private detail::SelectCore {
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
     if (!begin(h, context_of(h))) return true;  // cancelled: the unwinder is scheduled
-    start(Indices{});
+    try {
+      start(Indices{});
+    } catch (...) {
+      // An operation could not start: stop those that did, then rethrow.
+      start_failed(std::current_exception());
+    }
     return end_start();
   }
   result_type await_resume() {
+    if (start_error()) [[unlikely]]
+      std::rethrow_exception(start_error());
     if (winner() < 0) [[unlikely]]
       throw_no_winner();
     return resume_table(Indices{})[static_cast<std::size_t>(winner())](*this);

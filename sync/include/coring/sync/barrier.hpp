@@ -44,6 +44,7 @@ class Barrier {
 
   class [[nodiscard]] ArriveAwaiter : public WaitOp {
    public:
+    static constexpr bool kSelectable = false;  // see Operation::kSelectable
     explicit ArriveAwaiter(Barrier& b) noexcept : barrier_(b) {}
     ArriveAwaiter(ArriveAwaiter&& o) noexcept : WaitOp(std::move(o)), barrier_(o.barrier_) {}
     bool await_ready() {

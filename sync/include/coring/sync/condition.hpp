@@ -48,6 +48,7 @@ class Condition {
 
   class [[nodiscard]] WaitAwaiter : public Operation {
    public:
+    static constexpr bool kSelectable = false;  // see Operation::kSelectable
     WaitAwaiter(Condition& c, MutexGuard& guard) noexcept
         : cond_(&c),
           mutex_(&c.mutex_),

@@ -159,6 +159,7 @@ class Mutex {
 
   class [[nodiscard]] LockAwaiter : public WaitOp {
    public:
+    static constexpr bool kSelectable = false;  // see Operation::kSelectable
     explicit LockAwaiter(Mutex& m) noexcept : mutex_(m) {}
     LockAwaiter(LockAwaiter&& o) noexcept : WaitOp(std::move(o)), mutex_(o.mutex_) {}
     // The check needs the task's context, so the fast path is in await_suspend

@@ -162,6 +162,7 @@ class BasicQueue {
 
   class [[nodiscard]] PushAwaiter : public WaitOp {
    public:
+    static constexpr bool kSelectable = false;  // see Operation::kSelectable
     template <class U>
     PushAwaiter(BasicQueue& q, U&& v) : queue_(q), value_(std::forward<U>(v)) {}
     template <class... A>

@@ -90,6 +90,7 @@ class Semaphore {
 
   class [[nodiscard]] AcquireAwaiter : public WaitOp {
    public:
+    static constexpr bool kSelectable = false;  // see Operation::kSelectable
     explicit AcquireAwaiter(Semaphore& s) noexcept : sem_(s) {}
     AcquireAwaiter(AcquireAwaiter&& o) noexcept : WaitOp(std::move(o)), sem_(o.sem_) {}
     bool await_ready() noexcept { return sem_.try_acquire(); }
