@@ -234,12 +234,13 @@ class PollableQueue {
     std::optional<T> v;
     {
       std::lock_guard out(out_mutex_);
-      if (take_locked(v)) return v;
-      std::lock_guard in(in_mutex_);
-      if (!refill_locked()) return v;
-      take_locked(v);
+      if (!take_locked(v)) {
+        std::lock_guard in(in_mutex_);
+        if (!refill_locked()) return v;
+        take_locked(v);
+      }
     }
-    after_take();
+    after_take();  // every take: a producer waiting for room must hear of it
     return v;
   }
 
@@ -424,6 +425,7 @@ class PollableQueue {
 
   class [[nodiscard]] PushAwaiter : public Waiter {
    public:
+    static constexpr bool kSelectable = false;  // see Operation::kSelectable
     template <class U>
     PushAwaiter(PollableQueue& q, U&& v) : Waiter(q), value_(std::forward<U>(v)) {}
     PushAwaiter(PushAwaiter&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
