@@ -165,21 +165,29 @@ class RemoteState : public InboxNode, public GroupCall, public RemoteValue<T> {
   bool taken_ = false;
 };
 
+// Reports a task that did not complete. A by-value parameter of
+// run_remote_task, so it lives in the frame from the moment the frame is made:
+// a task destroyed before it ever ran (its loop stopped in the turn that
+// spawned it) still reports, as cancelled.
 template <class T>
-struct RemoteTaskGuard {
-  RemoteState<T>* state;
-  bool done = false;
+class RemoteTaskGuard {
+ public:
+  explicit RemoteTaskGuard(RemoteState<T>* s) noexcept : state(s) {}
+  RemoteTaskGuard(RemoteTaskGuard&& o) noexcept : state(std::exchange(o.state, nullptr)) {}
+  RemoteTaskGuard& operator=(RemoteTaskGuard&&) = delete;
   ~RemoteTaskGuard() {
-    if (!done) {
+    if (state != nullptr && !done) {
       state->fail(std::make_exception_ptr(
           TaskCancelled("a LoopGroup::submit_to task (its loop stopped or it was cancelled)")));
     }
   }
+  RemoteState<T>* state;
+  bool done = false;
 };
 
 template <class T>
-Task<void> run_remote_task(RemoteState<T>* state, Task<T> task) {
-  RemoteTaskGuard<T> guard{state};
+Task<void> run_remote_task(RemoteTaskGuard<T> guard, Task<T> task) {
+  RemoteState<T>* const state = guard.state;
   try {
     if constexpr (std::is_void_v<T>) {
       co_await std::move(task);
@@ -217,7 +225,13 @@ class RemoteCall final : public RemoteState<T> {
     auto* self = static_cast<RemoteCall*>(c);
     try {
       if constexpr (is_task_v<std::invoke_result_t<F&>>) {
-        spawn(run_remote_task<T>(self, self->fn_())).detach();
+        Task<T> task = self->fn_();  // if this throws, it is reported below
+        try {
+          spawn(run_remote_task<T>(RemoteTaskGuard<T>(self), std::move(task))).detach();
+        } catch (...) {
+          // Out of memory: the guard (in the frame, or still the argument)
+          // has reported the call as cancelled; nothing more to do.
+        }
         return;
       } else if constexpr (std::is_void_v<T>) {
         self->fn_();
