@@ -201,12 +201,17 @@ std::uint16_t start_shard(Shard* shard, const Options* opt, net::Address address
 coring::Task<net::EchoStats> finish_shard(Shard* shard) {
   coring::Outcome<net::EchoStats> served = co_await shard->serving.join();
   net::EchoStats stats;
-  if (served.cancelled()) {  // second signal: give the connections a moment to report
+  if (served.cancelled()) {  // second signal
+    stats = shard->server->stats();
+    stats.cut_off = stats.active;  // before they end: these were cut off
+    // Give the connections a moment to report, so that their totals are in.
     for (int i = 0; i < 100 && shard->server->stats().active != 0; ++i) {
       co_await coring::sleep_for(std::chrono::milliseconds(10));
     }
-    stats = shard->server->stats();
-    stats.cut_off = stats.active;
+    const net::EchoStats now = shard->server->stats();
+    stats.bytes = now.bytes;
+    stats.errors = now.errors;
+    stats.timeouts = now.timeouts;
   } else {
     stats = std::move(served).value();
   }
@@ -239,7 +244,10 @@ coring::Task<void> watch_signals_group(int sfd, coring::LoopGroup* group,
         }
         return n;
       });
-      const std::uint64_t n = co_await step;
+      // Shielded: once the call is queued on loop i it runs there whatever
+      // happens to this task, and it uses `shards`, which serve_threads keeps
+      // alive only until this task has ended -- so it must not end before.
+      const std::uint64_t n = co_await coring::shield(step);
       active += n;
     }
     if (received == 1) {

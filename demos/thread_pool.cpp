@@ -12,12 +12,12 @@
 // stop; here close() is the sentinel: a worker whose try_pop() finds the queue
 // closed and drained leaves.
 //
-// To be self-contained the demo also runs the clients: --clients M
+// To be self-contained the demo also runs the clients: --clients=M
 // connections one after the other (each sends a line, checks the echo,
 // half-closes and waits for the server to close), so the output is the same
 // on every run. Clients are numbered instead of printing their ephemeral port.
 //
-// Run: ./thread_pool [--workers N] [--clients M] [--time-scale=F]
+// Run: ./thread_pool [--workers=N] [--clients=M] [--time-scale=F]
 #include <arpa/inet.h>
 #include <fmt/core.h>
 #include <netinet/in.h>
@@ -55,8 +55,11 @@ struct Job {
 std::optional<Job> next_job(coring::PollableQueue<Job>& q) {
   const int fd = q.fd();
   for (;;) {
+    // Look at closed() first: a push then close() between the two would
+    // otherwise end this worker with a job still queued.
+    const bool was_closed = q.closed();
     if (auto job = q.try_pop()) return job;
-    if (q.closed()) return std::nullopt;
+    if (was_closed) return std::nullopt;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, -1) < 0 && errno != EINTR) fail("poll");
   }
