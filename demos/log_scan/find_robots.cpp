@@ -30,6 +30,7 @@
 #include <climits>
 #include <coring/runtime/io.hpp>
 #include <coring/runtime/join_handle.hpp>
+#include <coring/runtime/task_group.hpp>
 #include <coring/runtime/thread_pool.hpp>
 #include <cstring>
 #include <new>
@@ -199,10 +200,12 @@ void RobotsParser::feed(std::string_view text) {
     std::size_t end = 0;
     while (end < text.size() && !is_line_end(text[end])) ++end;
     if (end == text.size()) {
-      partial_.append(text);
+      // Memory stays bounded: a line is judged by its first kMaxLine bytes
+      // (the seven fields the parse looks at are far shorter in any log).
+      partial_.append(text.substr(0, kMaxLine - std::min(kMaxLine, partial_.size())));
       return;
     }
-    partial_.append(text.substr(0, end));
+    partial_.append(text.substr(0, end).substr(0, kMaxLine - std::min(kMaxLine, partial_.size())));
     if (partial_.find(kRobots) != std::string::npos) parse_line(partial_);
     partial_.clear();
     text.remove_prefix(end);
@@ -211,7 +214,7 @@ void RobotsParser::feed(std::string_view text) {
   std::size_t last = text.size();
   while (last > 0 && !is_line_end(text[last - 1])) --last;
   std::string_view complete = text.substr(0, last);
-  if (last < text.size()) partial_.assign(text.substr(last));
+  if (last < text.size()) partial_.assign(text.substr(last).substr(0, kMaxLine));
 
   std::size_t from = 0;
   while (from < complete.size()) {
@@ -354,14 +357,6 @@ coring::Task<void> worker(std::shared_ptr<Shared> s) {
   }
 }
 
-// Cancels the workers still running when the scan is unwound.
-struct CancelOnExit {
-  std::vector<coring::JoinHandle<void>>& handles;
-  ~CancelOnExit() {
-    for (auto& h : handles) h.cancel();  // a no-op for an ended task
-  }
-};
-
 }  // namespace
 
 coring::Task<ScanResult> scan_files(std::vector<std::filesystem::path> files, ScanOptions options) {
@@ -380,11 +375,13 @@ coring::Task<ScanResult> scan_files(std::vector<std::filesystem::path> files, Sc
   if (workers == 0) workers = s->pool->size() + 1;
   workers = std::min(workers, s->files.size());
 
-  std::vector<coring::JoinHandle<void>> handles;
-  handles.reserve(workers);
-  const CancelOnExit cancel_on_exit{handles};
-  for (std::size_t i = 0; i < workers; ++i) handles.push_back(coring::spawn(worker(s)));
-  for (auto& h : handles) co_await h;
+  // In a task group: however the scan ends (done, a worker failing, the scan
+  // cancelled), every worker has stopped and closed its file before this returns.
+  auto body = [&s, workers](coring::TaskGroup& g) -> coring::Task<void> {
+    for (std::size_t i = 0; i < workers; ++i) g.spawn(worker(s));
+    co_return;
+  };
+  co_await coring::task_group(body);
 
   ScanResult result;
   result.files = s->files.size();

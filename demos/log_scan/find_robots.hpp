@@ -101,6 +101,9 @@ class RobotsParser {
   void parse_line(std::string_view line);
 
  private:
+  // A line is judged by its first kMaxLine bytes (bounds the memory of a line
+  // that never ends; the recipe's seven fields are far shorter).
+  static constexpr std::size_t kMaxLine = 1 << 20;
   std::string partial_;  // the last line's beginning, when a piece ended inside it
   std::unordered_set<std::string> ips_;
 };

@@ -305,3 +305,16 @@ TEST_CASE("a cancelled scan stops its workers and closes its files", "[log_scan]
   CHECK(again.ips == scan(dir.path).ips);
   CHECK_FALSE(again.ips.empty());
 }
+
+TEST_CASE("a line that never ends is judged by its beginning, in bounded memory", "[log_scan]") {
+  log_scan::RobotsParser p;
+  p.feed("10.0.0.1 - - [24/Feb/2008:00:08:59 -0600] \"GET /robots.txt HTTP/1.1\" ");
+  const std::string junk(64 * 1024, 'x');
+  for (int i = 0; i < 64; ++i) p.feed(junk);  // 4 MiB more of the same line
+  p.feed("\n10.0.0.2 - - [24/Feb/2008:00:08:59 -0600] \"GET /robots.txt HTTP/1.1\" 200 1\n");
+  p.finish();
+  const auto& ips = p.ips();
+  CHECK(ips.size() == 2);
+  CHECK(ips.count("10.0.0.1") == 1);
+  CHECK(ips.count("10.0.0.2") == 1);
+}
