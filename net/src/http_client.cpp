@@ -132,19 +132,23 @@ Task<HttpResponse> http_get(Address address, std::string path, Duration timeout,
   if (!w) co_return fail(std::move(r), w.error);
 
   BufferedReader in(s);
-  std::size_t budget = limits.max_header_bytes;  // header bytes still allowed, "\n"s included
+  // Header bytes still allowed, line ends included. A line's limit leaves room
+  // for its "\n" (read_line's max counts the line and its "\r"); a line is
+  // charged as ending in "\r\n" (a bare "\n" line one byte more than it takes).
+  std::size_t budget = limits.max_header_bytes;
+  const auto line_max = [&budget] { return budget == 0 ? 0 : budget - 1; };
 
-  ReadResult status = co_await in.read_line(budget, left());
+  ReadResult status = co_await in.read_line(line_max(), left());
   if (!status) co_return fail(std::move(r), header_read_error(status));
-  budget -= std::min(budget, status.data.size() + 1);
+  budget -= std::min(budget, status.data.size() + 2);
   if (!parse_status_line(status.data, r)) {
     co_return fail(std::move(r), HttpErrc::malformed_status_line);
   }
 
   for (;;) {
-    ReadResult line = co_await in.read_line(budget, left());
+    ReadResult line = co_await in.read_line(line_max(), left());
     if (!line) co_return fail(std::move(r), header_read_error(line));
-    budget -= std::min(budget, line.data.size() + 1);
+    budget -= std::min(budget, line.data.size() + 2);
     if (line.data.empty()) break;  // the blank line ends the headers
     if (r.headers.size() == limits.max_headers) {
       co_return fail(std::move(r), HttpErrc::headers_too_large);

@@ -199,3 +199,23 @@ TEST_CASE("http_get: nothing listening is connection_refused, the others succeed
   };
   run_checking_fds(body);
 }
+
+TEST_CASE("http_get: a header block exactly at max_header_bytes passes, one byte more fails",
+          "[net][http]") {
+  auto body = []() -> Task<void> {
+    // 17 + 6 + 2 = 25 bytes from the status line through the blank line.
+    LocalHttpServer server(
+        {{"/exact", demo::HttpRoute::raw_reply("HTTP/1.0 200 OK\r\nA: b\r\n\r\nhi")}});
+    net::HttpLimits exact;
+    exact.max_header_bytes = 25;
+    HttpResponse fits = co_await net::http_get(server.address(), "/exact", 5s, exact);
+    CHECK(fits);
+    CHECK(fits.body == "hi");
+    net::HttpLimits short_by_one;
+    short_by_one.max_header_bytes = 24;
+    HttpResponse over = co_await net::http_get(server.address(), "/exact", 5s, short_by_one);
+    CHECK(over.error == HttpErrc::headers_too_large);
+    co_await server.stop();
+  };
+  coring::run(body());
+}
