@@ -96,9 +96,10 @@ void ThreadPool::work() noexcept {
     running_.fetch_add(1, std::memory_order_relaxed);
     lock.unlock();
     if (room) room_cv_.notify_one();
+    detail::tls_job_skipped = false;
     job->run(job);
     running_.fetch_sub(1, std::memory_order_relaxed);
-    completed_.fetch_add(1, std::memory_order_relaxed);
+    if (!detail::tls_job_skipped) completed_.fetch_add(1, std::memory_order_relaxed);
     lock.lock();
   }
 }

@@ -109,6 +109,9 @@ struct PoolJob {
   void (*drop)(PoolJob* self) noexcept = nullptr;
 };
 
+// Set by ThreadPool::count_dropped() on the worker that skipped its job.
+inline thread_local bool tls_job_skipped = false;
+
 }  // namespace detail
 
 class ThreadPool {
@@ -144,8 +147,12 @@ class ThreadPool {
   // Throws ThreadPoolClosed, or ThreadPoolFull when full and !wait_for_room,
   // leaving `job` to the caller.
   void enqueue(detail::PoolJob* job, bool wait_for_room);
-  // A job that was cancelled while queued and that a worker then skipped.
-  void count_dropped() noexcept { dropped_.fetch_add(1, std::memory_order_relaxed); }
+  // A job that was cancelled while queued and that a worker then skipped
+  // (counted as dropped, not as completed).
+  void count_dropped() noexcept {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    detail::tls_job_skipped = true;
+  }
 
  private:
   void work() noexcept;
