@@ -205,7 +205,7 @@ class ActorCore final : public ActorCoreBase {
 template <class Msg>
 class [[nodiscard]] ReceiveOp : public Operation {
  public:
-  static constexpr bool kSelectable = false;  // see Operation::kSelectable
+  static constexpr bool kSelectable = false;     // see Operation::kSelectable
   static constexpr bool kReportsTimeout = true;  // a message that came meanwhile is still taken
 
   explicit ReceiveOp(ActorCore<Msg>& c) noexcept : core_(&c) {}

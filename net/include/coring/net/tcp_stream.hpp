@@ -161,7 +161,7 @@ class [[nodiscard]] RecvAwaiter : public detail::RecvOp {
 // send_all(): one operation over every short send (see the header comment).
 class [[nodiscard]] SendAllAwaiter : public Operation, private Completion {
  public:
-  static constexpr bool kSelectable = false;  // see Operation::kSelectable
+  static constexpr bool kSelectable = false;     // see Operation::kSelectable
   static constexpr bool kReportsTimeout = true;  // with the count of bytes that went out
   SendAllAwaiter(SendAllAwaiter&& o) noexcept;
   ~SendAllAwaiter();
