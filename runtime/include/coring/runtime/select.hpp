@@ -244,32 +244,6 @@ inline void SelectBranch::unwound(void* self) noexcept {
   b->core->settle(b->index, false);
 }
 
-// Where select keeps an operation: the operation itself (by value, or by
-// reference for an lvalue), or the awaitable plus the awaiter its operator
-// co_await gave (a JoinHandle, kept by reference, and its join).
-template <class A, bool = HasMemberCoAwait<A>>
-class SelectSlot {
- public:
-  explicit SelectSlot(A&& a) : op_(std::forward<A>(a)) {}
-  std::remove_reference_t<A>& op() noexcept { return op_; }
-
- private:
-  A op_;
-};
-template <class A>
-class SelectSlot<A, true> {
-  using Awaiter = std::remove_cvref_t<awaiter_of_t<A>>;
-
- public:
-  explicit SelectSlot(A&& a)
-      : source_(std::forward<A>(a)), awaiter_(std::forward<A>(source_).operator co_await()) {}
-  Awaiter& op() noexcept { return awaiter_; }
-
- private:
-  A source_;
-  Awaiter awaiter_;
-};
-
 template <class R>
 using select_value_t = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
 
@@ -386,7 +360,7 @@ class [[nodiscard]] SelectAwaiter : private detail::SelectCore {
   // The branches, made by begin() (SelectCore destroys them, after the
   // operations: those disarm from their branch's context when destroyed).
   alignas(detail::SelectBranch) std::byte branch_storage_[N * sizeof(detail::SelectBranch)];
-  std::tuple<detail::SelectSlot<Ops>...> slots_;
+  std::tuple<detail::OperationStorage<Ops>...> slots_;  // see with_timeout.hpp
 };
 
 // See the header comment. Operations given as lvalues are awaited in place

@@ -96,24 +96,24 @@ concept HasMemberCoAwait = requires(A&& a) {
   std::forward<A>(a).operator co_await();
 };
 
-// Where a TimedOperation keeps its operation: the operation itself (by value,
-// or by reference for an lvalue), or the awaitable plus the awaiter its
-// operator co_await gave (a JoinHandle and its join).
+// Where an operation is kept by what awaits it (TimedOperation, select): the
+// operation itself (by value, or by reference for an lvalue), or the awaitable
+// plus the awaiter its operator co_await gave (a JoinHandle and its join).
 template <class A, bool = HasMemberCoAwait<A>>
-class TimedOperationStorage {
- protected:
-  explicit TimedOperationStorage(A&& a) : op_(std::forward<A>(a)) {}
+class OperationStorage {
+ public:
+  explicit OperationStorage(A&& a) : op_(std::forward<A>(a)) {}
   std::remove_reference_t<A>& op() noexcept { return op_; }
 
  private:
   A op_;
 };
 template <class A>
-class TimedOperationStorage<A, true> {
+class OperationStorage<A, true> {
   using Awaiter = std::remove_cvref_t<awaiter_of_t<A>>;
 
- protected:
-  explicit TimedOperationStorage(A&& a)
+ public:
+  explicit OperationStorage(A&& a)
       : source_(std::forward<A>(a)), awaiter_(std::forward<A>(source_).operator co_await()) {}
   Awaiter& op() noexcept { return awaiter_; }
 
@@ -127,13 +127,13 @@ class TimedOperationStorage<A, true> {
 // What with_timeout(d, op) gives for an operation of the library: the
 // operation with a timeout, its result in the shape above.
 template <class A>
-class [[nodiscard]] TimedOperation : private detail::TimedOperationStorage<A> {
+class [[nodiscard]] TimedOperation : private detail::OperationStorage<A> {
   using Awaiter = std::remove_cvref_t<detail::awaiter_of_t<A>>;
   using R = decltype(std::declval<Awaiter&>().await_resume());
   using Shape = detail::timeout_shape<R>;
 
  public:
-  TimedOperation(A&& a, Duration timeout) : detail::TimedOperationStorage<A>(std::forward<A>(a)) {
+  TimedOperation(A&& a, Duration timeout) : detail::OperationStorage<A>(std::forward<A>(a)) {
     this->op().set_timeout(timeout);
   }
   TimedOperation(const TimedOperation&) = delete;
